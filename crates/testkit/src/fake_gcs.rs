@@ -1,0 +1,1 @@
+//! fake-gcs-server on loopback (filled in by the cache issue).

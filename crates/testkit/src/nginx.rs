@@ -1,0 +1,1 @@
+//! nginx with autoindex on loopback (filled in by the origins issue).

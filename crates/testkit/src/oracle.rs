@@ -1,0 +1,1 @@
+//! The ffmpeg CLI as the independent oracle for frame exactness.

@@ -1,0 +1,2 @@
+//! lazycache: the binary (CLI, configuration, wiring of the library crates).
+fn main() {}
