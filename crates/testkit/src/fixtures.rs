@@ -13,7 +13,9 @@ pub fn dir() -> PathBuf {
             .unwrap_or_else(|| {
                 let cache = std::env::var_os("XDG_CACHE_HOME")
                     .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
+                    .unwrap_or_else(|| {
+                        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache")
+                    });
                 cache.join("lazycache-fixtures")
             });
         let script = super::procs::repo_root().join("scripts/fixtures");
@@ -21,7 +23,10 @@ pub fn dir() -> PathBuf {
             .arg(&dir)
             .status()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(status.success(), "scripts/fixtures failed ({status}); is the ffmpeg CLI installed?");
+        assert!(
+            status.success(),
+            "scripts/fixtures failed ({status}); is the ffmpeg CLI installed?"
+        );
         dir
     })
     .clone()

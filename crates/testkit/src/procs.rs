@@ -35,7 +35,9 @@ pub fn require_tool(name: &str, how_to_get: &str) -> PathBuf {
         .chain([venv_bin, PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| panic!("`{name}` is required by this test and was not found: {how_to_get}"))
+        .unwrap_or_else(|| {
+            panic!("`{name}` is required by this test and was not found: {how_to_get}")
+        })
 }
 
 /// The workspace root (the folder holding scripts/ and crates/).
@@ -66,4 +68,32 @@ impl Drop for ChildGuard {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A minimal blocking HTTP/1.1 request for test set-up chores; returns the status code.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let (content_type, payload) = body.unwrap_or(("application/octet-stream", b""));
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        payload.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write request");
+    stream.write_all(payload).expect("write body");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in response to {method} {path}: {response:?}"))
 }

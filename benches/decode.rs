@@ -1,0 +1,2 @@
+//! Decode and encode benchmarks (filled in with the decoder).
+fn main() {}
