@@ -1,7 +1,41 @@
 //! lazycache-decode: exact single frames of any movie FFmpeg can read, over a [`ByteSource`].
 //!
-//! Knows nothing of HTTP or caching. See ARCHITECTURE.md.
+//! Knows nothing of HTTP or caching: the service adapts its origins to [`ByteSource`], caches
+//! [`MovieIndex`] and encoded frames itself, and calls the blocking [`Movie`] methods off its
+//! async runtime. See ARCHITECTURE.md.
 
+mod avio;
+mod decoder;
+pub mod encode;
+pub mod error;
+mod ffmpeg_log;
+pub mod index;
+pub mod limits;
+pub mod movie;
+pub mod render;
 pub mod source;
 
+pub use decoder::DecodedFrame;
+pub use encode::{DEFAULT_JPEG_QUALITY, Format, encode};
+pub use error::{Error, Result};
+pub use index::{INDEX_FORMAT_VERSION, MovieIndex};
+pub use limits::Limits;
+pub use movie::{EncodedFrame, Metadata, Movie, parse_time};
+pub use render::{Crop, Fit, Image, PixelLayout, RenderOptions, render};
 pub use source::{ByteSource, FileSource, SourceError, SourceErrorKind};
+
+/// FFmpeg library versions linked into this build, e.g. `("libavcodec", "59.37.100")`.
+pub fn ffmpeg_versions() -> Vec<(&'static str, String)> {
+    fn v(n: u32) -> String {
+        format!("{}.{}.{}", n >> 16, (n >> 8) & 0xff, n & 0xff)
+    }
+    // SAFETY: version queries have no preconditions.
+    unsafe {
+        vec![
+            ("libavcodec", v(ffmpeg_next::ffi::avcodec_version())),
+            ("libavformat", v(ffmpeg_next::ffi::avformat_version())),
+            ("libavutil", v(ffmpeg_next::ffi::avutil_version())),
+            ("libswscale", v(ffmpeg_next::ffi::swscale_version())),
+        ]
+    }
+}

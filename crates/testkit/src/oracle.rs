@@ -1,1 +1,134 @@
-//! The ffmpeg CLI as the independent oracle for frame exactness.
+//! The ffmpeg CLI as the independent oracle: ffprobe's metadata and `select=eq(n\,N-1)` frames.
+
+use std::path::Path;
+use std::process::Command;
+
+/// An RGB24 picture as the ffmpeg CLI decodes it.
+#[derive(Debug, Clone)]
+pub struct RgbFrame {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+/// ffprobe's view of the first video stream: `(stream, format)` JSON objects, with
+/// `nb_read_frames` counted by decoding every frame.
+pub fn probe(path: &Path) -> (serde_json::Value, serde_json::Value) {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+        .args(["-show_streams", "-show_format", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe (Debian package ffmpeg)");
+    assert!(
+        output.status.success(),
+        "ffprobe failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("ffprobe JSON");
+    let stream = json["streams"][0].take();
+    let format = json["format"].take();
+    (stream, format)
+}
+
+/// A numeric ffprobe field (they come as strings), or a ratio like "30000/1001".
+pub fn number(value: &serde_json::Value) -> f64 {
+    let text = value
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| value.to_string());
+    match text.split_once('/') {
+        Some((n, d)) => {
+            n.parse::<f64>().expect("numerator") / d.parse::<f64>().expect("denominator")
+        }
+        None => text
+            .parse()
+            .unwrap_or_else(|_| panic!("not a number: {text}")),
+    }
+}
+
+/// Frames `numbers` (1-based, any order) exactly as `ffmpeg -i MOVIE -vf select=eq(n\,N-1)`
+/// yields them, converted to rgb24 by the CLI. One ffmpeg run for all of them.
+pub fn frames(path: &Path, numbers: &[u64]) -> Vec<RgbFrame> {
+    let (stream, _) = probe(path);
+    let (width, height) = (
+        stream["width"].as_u64().expect("width") as u32,
+        stream["height"].as_u64().expect("height") as u32,
+    );
+    let mut sorted: Vec<u64> = numbers.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let select = sorted
+        .iter()
+        .map(|n| format!("eq(n\\,{})", n - 1))
+        .collect::<Vec<_>>()
+        .join("+");
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i"])
+        .arg(path)
+        .args([
+            "-map",
+            "0:v:0",
+            "-vf",
+            &format!("select={select}"),
+            "-fps_mode",
+            "passthrough",
+        ])
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .expect("run the ffmpeg CLI");
+    assert!(
+        output.status.success(),
+        "ffmpeg failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let frame_len = width as usize * height as usize * 3;
+    assert_eq!(
+        output.stdout.len(),
+        frame_len * sorted.len(),
+        "ffmpeg returned a different number of frames than selected"
+    );
+    let by_number: Vec<(u64, RgbFrame)> = sorted
+        .iter()
+        .zip(output.stdout.chunks_exact(frame_len))
+        .map(|(&n, data)| {
+            (
+                n,
+                RgbFrame {
+                    width,
+                    height,
+                    data: data.to_vec(),
+                },
+            )
+        })
+        .collect();
+    numbers
+        .iter()
+        .map(|n| {
+            by_number
+                .iter()
+                .find(|(m, _)| m == n)
+                .expect("selected frame")
+                .1
+                .clone()
+        })
+        .collect()
+}
+
+/// Peak signal-to-noise ratio of two same-sized 8-bit pictures, in dB (∞ when identical).
+pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len(), "pictures of different sizes");
+    let squared: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    let mse = squared / a.len() as f64;
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0 * 255.0 / mse).log10()
+    }
+}

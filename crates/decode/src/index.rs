@@ -1,0 +1,483 @@
+//! A movie's index: its video stream's codec parameters and every sample's place and time.
+//! Built once by demuxing (cheaply: see `build`), then serialisable so other instances skip it.
+
+use std::ffi::{CStr, CString};
+use std::ptr;
+use std::sync::Arc;
+
+use ffmpeg_next::ffi;
+use serde::{Deserialize, Serialize};
+
+use crate::avio::Demuxer;
+use crate::error::{Error, Result, av_error_string};
+use crate::limits::Limits;
+use crate::source::ByteSource;
+
+/// Bumped whenever the serialised form or its meaning changes.
+pub const INDEX_FORMAT_VERSION: u32 = 1;
+
+/// One compressed video sample (packet), in decode order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Byte offset in the file (−1 when the demuxer does not know it).
+    pub pos: i64,
+    pub size: u32,
+    pub pts: i64,
+    pub dts: i64,
+    pub keyframe: bool,
+    /// Decoded as a reference but never shown (outside a MOV edit list).
+    pub discard: bool,
+}
+
+/// Codec parameters, by name where FFmpeg's enums are not stable across versions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CodecParams {
+    pub codec: String,
+    pub codec_tag: u32,
+    pub extradata: Vec<u8>,
+    pub pixel_format: String,
+    pub width: i32,
+    pub height: i32,
+    pub profile: i32,
+    pub level: i32,
+    pub bits_per_coded_sample: i32,
+    pub bits_per_raw_sample: i32,
+    pub sample_aspect_ratio: (i32, i32),
+    pub field_order: u32,
+    pub color_range: u32,
+    pub color_primaries: u32,
+    pub color_trc: u32,
+    pub color_space: u32,
+    pub chroma_location: u32,
+    pub video_delay: i32,
+}
+
+/// Everything needed to find and decode any frame of one version of one movie.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MovieIndex {
+    pub version: u32,
+    /// The demuxer that read it, e.g. "mov,mp4,m4a,3gp,3g2,mj2".
+    pub container: String,
+    pub file_size: u64,
+    /// The source validator the index was built from.
+    pub validator: String,
+    pub stream_index: i32,
+    pub codec: CodecParams,
+    pub intra_only: bool,
+    pub time_base: (i32, i32),
+    pub frame_rate: (i32, i32),
+    /// Seconds, as the container states it (falls back to the samples' span).
+    pub duration: f64,
+    /// Samples in decode order.
+    pub samples: Vec<Sample>,
+    /// True when each sample's bytes are exactly `size` bytes at `pos` (MOV/MP4), so a frame is
+    /// decoded from range reads of its samples without the demuxer.
+    pub direct_reads: bool,
+}
+
+impl MovieIndex {
+    /// Compact binary form for caches: version-prefixed postcard.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        postcard::to_allocvec(self).map_err(|e| Error::BadIndex(e.to_string()))
+    }
+
+    /// Reads [`MovieIndex::to_bytes`] output; refuses other versions.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let index: Self =
+            postcard::from_bytes(bytes).map_err(|e| Error::BadIndex(e.to_string()))?;
+        if index.version != INDEX_FORMAT_VERSION {
+            return Err(Error::BadIndex(format!(
+                "format version {} is not {}",
+                index.version, INDEX_FORMAT_VERSION
+            )));
+        }
+        Ok(index)
+    }
+
+    /// Sample indices (decode order) of the shown frames, in presentation order: frame N is
+    /// `samples[presentation_order()[N - 1]]`.
+    pub fn presentation_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.samples.len())
+            .filter(|&i| !self.samples[i].discard)
+            .collect();
+        order.sort_by_key(|&i| (self.samples[i].pts, i));
+        order
+    }
+}
+
+/// Builds the index of `source`'s best video stream, reading as little as the container allows:
+/// for MOV/MP4 only the atom headers and the moov atom.
+pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex> {
+    let file_size = source.len();
+    let validator = source.validator().to_owned();
+    let mut demuxer = Demuxer::open(source, limits.max_index_bytes, limits.decode_timeout)?;
+    let container = demuxer.format_name();
+    let is_mov = container.split(',').any(|name| name == "mov");
+    let ctx = demuxer.ctx();
+    // SAFETY: ctx is an open format context owned by `demuxer` for this whole function.
+    unsafe {
+        // MOV's sample tables carry the codec parameters; elsewhere FFmpeg must look at packets.
+        if !is_mov {
+            let ret = ffi::avformat_find_stream_info(ctx, ptr::null_mut());
+            if ret < 0 {
+                return Err(demuxer.open_error(ret));
+            }
+        }
+        let stream_index = ffi::av_find_best_stream(
+            ctx,
+            ffi::AVMediaType::AVMEDIA_TYPE_VIDEO,
+            -1,
+            -1,
+            ptr::null_mut(),
+            0,
+        );
+        if stream_index < 0 {
+            return Err(Error::NoVideoStream);
+        }
+        for i in 0..(*ctx).nb_streams as usize {
+            let st = *(*ctx).streams.add(i);
+            if i as i32 != stream_index {
+                (*st).discard = ffi::AVDiscard::AVDISCARD_ALL;
+            }
+        }
+        let st = *(*ctx).streams.add(stream_index as usize);
+        let par = (*st).codecpar;
+        let codec = codec_params(par)?;
+        check_picture_size(&codec, limits)?;
+        let descriptor = ffi::avcodec_descriptor_get((*par).codec_id);
+        let intra_only =
+            !descriptor.is_null() && ((*descriptor).props & ffi::AV_CODEC_PROP_INTRA_ONLY) != 0;
+        let time_base = ((*st).time_base.num, (*st).time_base.den);
+        if time_base.0 <= 0 || time_base.1 <= 0 {
+            return Err(Error::NotAMovie("the video stream has no time base".into()));
+        }
+        let frame_rate = pick_frame_rate(st);
+
+        let samples = if is_mov {
+            let entries = mov_index_entries(st, limits)?;
+            if intra_only {
+                entries
+            } else {
+                // Presentation times live only in packets: read them all, but serve every
+                // sample's bytes as zeros instead of fetching them.
+                demuxer.set_zero_ranges(sample_ranges(&entries));
+                scan_packets(&mut demuxer, stream_index, limits)?
+            }
+        } else {
+            scan_packets(&mut demuxer, stream_index, limits)?
+        };
+        if samples.is_empty() {
+            return Err(Error::NotAMovie("the video stream has no frames".into()));
+        }
+        if is_mov {
+            check_samples_inside(&samples, file_size)?;
+        }
+        let duration = container_duration(ctx, st)
+            .unwrap_or_else(|| samples_span(&samples, time_base, frame_rate));
+        Ok(MovieIndex {
+            version: INDEX_FORMAT_VERSION,
+            container,
+            file_size,
+            validator,
+            stream_index,
+            codec,
+            intra_only,
+            time_base,
+            frame_rate,
+            duration,
+            samples,
+            direct_reads: is_mov,
+        })
+    }
+}
+
+fn check_picture_size(codec: &CodecParams, limits: &Limits) -> Result<()> {
+    let (w, h) = (i64::from(codec.width), i64::from(codec.height));
+    if w <= 0 || h <= 0 {
+        return Err(Error::NotAMovie(
+            "the video stream has no picture size".into(),
+        ));
+    }
+    if (w * h) as u64 > limits.max_source_pixels {
+        return Err(Error::NotAMovie(format!(
+            "{w}×{h} pictures are larger than the {} pixels allowed",
+            limits.max_source_pixels
+        )));
+    }
+    Ok(())
+}
+
+/// # Safety
+/// `par` must point to valid codec parameters.
+unsafe fn codec_params(par: *const ffi::AVCodecParameters) -> Result<CodecParams> {
+    // SAFETY: per the contract; names come from FFmpeg's static tables.
+    unsafe {
+        let p = &*par;
+        let codec = cstr_or_empty(ffi::avcodec_get_name(p.codec_id));
+        if ffi::avcodec_find_decoder(p.codec_id).is_null() {
+            return Err(Error::UnsupportedCodec(codec));
+        }
+        let pix_fmt: ffi::AVPixelFormat = std::mem::transmute::<i32, ffi::AVPixelFormat>(p.format);
+        let pixel_format = cstr_or_empty(ffi::av_get_pix_fmt_name(pix_fmt));
+        let extradata = if p.extradata.is_null() || p.extradata_size <= 0 {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts(p.extradata, p.extradata_size as usize).to_vec()
+        };
+        Ok(CodecParams {
+            codec,
+            codec_tag: p.codec_tag,
+            extradata,
+            pixel_format,
+            width: p.width,
+            height: p.height,
+            profile: p.profile,
+            level: p.level,
+            bits_per_coded_sample: p.bits_per_coded_sample,
+            bits_per_raw_sample: p.bits_per_raw_sample,
+            sample_aspect_ratio: (p.sample_aspect_ratio.num, p.sample_aspect_ratio.den),
+            field_order: p.field_order as u32,
+            color_range: p.color_range as u32,
+            color_primaries: p.color_primaries as u32,
+            color_trc: p.color_trc as u32,
+            color_space: p.color_space as u32,
+            chroma_location: p.chroma_location as u32,
+            video_delay: p.video_delay,
+        })
+    }
+}
+
+/// Writes stored parameters back into FFmpeg's struct, for a decoder built without a demuxer.
+///
+/// # Safety
+/// `par` must point to freshly allocated (default) codec parameters.
+pub(crate) unsafe fn fill_codec_parameters(
+    par: *mut ffi::AVCodecParameters,
+    c: &CodecParams,
+) -> Result<()> {
+    // SAFETY: per the contract. The enum fields are transmuted from values FFmpeg gave us for
+    // the same ABI; unknown codec/pixel-format names are refused.
+    unsafe {
+        let name =
+            CString::new(c.codec.as_str()).map_err(|_| Error::BadIndex("codec name".into()))?;
+        let descriptor = ffi::avcodec_descriptor_get_by_name(name.as_ptr());
+        if descriptor.is_null() {
+            return Err(Error::UnsupportedCodec(c.codec.clone()));
+        }
+        let p = &mut *par;
+        p.codec_type = ffi::AVMediaType::AVMEDIA_TYPE_VIDEO;
+        p.codec_id = (*descriptor).id;
+        p.codec_tag = c.codec_tag;
+        let pix = CString::new(c.pixel_format.as_str())
+            .map_err(|_| Error::BadIndex("pixel format".into()))?;
+        p.format = if c.pixel_format.is_empty() {
+            -1
+        } else {
+            ffi::av_get_pix_fmt(pix.as_ptr()) as i32
+        };
+        p.width = c.width;
+        p.height = c.height;
+        p.profile = c.profile;
+        p.level = c.level;
+        p.bits_per_coded_sample = c.bits_per_coded_sample;
+        p.bits_per_raw_sample = c.bits_per_raw_sample;
+        p.sample_aspect_ratio = ffi::AVRational {
+            num: c.sample_aspect_ratio.0,
+            den: c.sample_aspect_ratio.1,
+        };
+        p.field_order = std::mem::transmute::<u32, ffi::AVFieldOrder>(c.field_order.min(5));
+        p.color_range = std::mem::transmute::<u32, ffi::AVColorRange>(c.color_range.min(2));
+        p.color_primaries = std::mem::transmute::<u32, ffi::AVColorPrimaries>(valid_or(
+            c.color_primaries,
+            &[0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 22],
+            2,
+        ));
+        p.color_trc = std::mem::transmute::<u32, ffi::AVColorTransferCharacteristic>(valid_or(
+            c.color_trc,
+            &(0..=18).collect::<Vec<_>>(),
+            2,
+        ));
+        p.color_space = std::mem::transmute::<u32, ffi::AVColorSpace>(valid_or(
+            c.color_space,
+            &(0..=14).collect::<Vec<_>>(),
+            2,
+        ));
+        p.chroma_location =
+            std::mem::transmute::<u32, ffi::AVChromaLocation>(c.chroma_location.min(6));
+        p.video_delay = c.video_delay;
+        if !c.extradata.is_empty() {
+            let size = c.extradata.len();
+            let buf = ffi::av_mallocz(size + ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize) as *mut u8;
+            if buf.is_null() {
+                return Err(Error::Decode("out of memory for extradata".into()));
+            }
+            ptr::copy_nonoverlapping(c.extradata.as_ptr(), buf, size);
+            p.extradata = buf;
+            p.extradata_size = size as i32;
+        }
+        Ok(())
+    }
+}
+
+fn valid_or(value: u32, valid: &[u32], fallback: u32) -> u32 {
+    if valid.contains(&value) {
+        value
+    } else {
+        fallback
+    }
+}
+
+unsafe fn cstr_or_empty(p: *const std::ffi::c_char) -> String {
+    if p.is_null() {
+        String::new()
+    } else {
+        // SAFETY: FFmpeg returns NUL-terminated static strings.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+}
+
+unsafe fn pick_frame_rate(st: *const ffi::AVStream) -> (i32, i32) {
+    // SAFETY: st is a valid stream of an open context.
+    let (avg, real) = unsafe { ((*st).avg_frame_rate, (*st).r_frame_rate) };
+    if avg.num > 0 && avg.den > 0 {
+        (avg.num, avg.den)
+    } else if real.num > 0 && real.den > 0 {
+        (real.num, real.den)
+    } else {
+        (0, 1)
+    }
+}
+
+/// The MOV demuxer's sample table for the stream: offsets, sizes, decode times, key flags.
+unsafe fn mov_index_entries(st: *mut ffi::AVStream, limits: &Limits) -> Result<Vec<Sample>> {
+    // SAFETY: st is a valid stream; entries are read-only views valid until the next demux call.
+    unsafe {
+        let count = ffi::avformat_index_get_entries_count(st).max(0) as usize;
+        if count > limits.max_samples {
+            return Err(Error::IndexTooLarge(format!(
+                "{count} samples (at most {} allowed)",
+                limits.max_samples
+            )));
+        }
+        let mut samples = Vec::with_capacity(count);
+        for i in 0..count {
+            let entry = ffi::avformat_index_get_entry(st, i as i32);
+            if entry.is_null() {
+                break;
+            }
+            let e = &*entry;
+            let flags = e.flags() as i32;
+            samples.push(Sample {
+                pos: e.pos,
+                size: e.size().max(0) as u32,
+                pts: e.timestamp,
+                dts: e.timestamp,
+                keyframe: flags & ffi::AVINDEX_KEYFRAME != 0,
+                discard: flags & ffi::AVINDEX_DISCARD_FRAME != 0,
+            });
+        }
+        Ok(samples)
+    }
+}
+
+fn sample_ranges(samples: &[Sample]) -> Vec<(u64, u64)> {
+    samples
+        .iter()
+        .filter(|s| s.pos >= 0 && s.size > 0)
+        .map(|s| (s.pos as u64, s.pos as u64 + u64::from(s.size)))
+        .collect()
+}
+
+/// Reads every packet of the stream (other streams are discarded by the demuxer) and records it.
+fn scan_packets(demuxer: &mut Demuxer, stream_index: i32, limits: &Limits) -> Result<Vec<Sample>> {
+    let mut samples = Vec::new();
+    let mut packet = ffmpeg_next::Packet::empty();
+    let ctx = demuxer.ctx();
+    let mut last_pts = i64::MIN;
+    loop {
+        // SAFETY: ctx is open; the packet is a valid AVPacket we own.
+        let ret =
+            unsafe { ffi::av_read_frame(ctx, ffmpeg_next::packet::Mut::as_mut_ptr(&mut packet)) };
+        if ret == ffi::AVERROR_EOF {
+            break;
+        }
+        if ret < 0 {
+            if let Some(e) = demuxer.take_io_error() {
+                return Err(e);
+            }
+            if samples.is_empty() {
+                return Err(Error::NotAMovie(av_error_string(ret)));
+            }
+            tracing::debug!(
+                "stopping the index scan at a demux error: {}",
+                av_error_string(ret)
+            );
+            break;
+        }
+        if packet.stream() as i32 != stream_index {
+            continue;
+        }
+        if samples.len() >= limits.max_samples {
+            return Err(Error::IndexTooLarge(format!(
+                "more than {} samples",
+                limits.max_samples
+            )));
+        }
+        let dts = packet.dts().or(packet.pts());
+        let pts = packet.pts().or(dts).unwrap_or(last_pts.saturating_add(1));
+        last_pts = pts;
+        let flags = packet.flags();
+        samples.push(Sample {
+            pos: packet.position() as i64,
+            size: packet.size() as u32,
+            pts,
+            dts: dts.unwrap_or(pts),
+            keyframe: flags.contains(ffmpeg_next::packet::Flags::KEY),
+            discard: (flags.bits() & ffi::AV_PKT_FLAG_DISCARD) != 0,
+        });
+    }
+    Ok(samples)
+}
+
+fn check_samples_inside(samples: &[Sample], file_size: u64) -> Result<()> {
+    if let Some((i, _)) = samples
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.pos < 0 || s.pos as u64 + u64::from(s.size) > file_size)
+    {
+        return Err(Error::Truncated(format!(
+            "sample {} of {} lies beyond the end of the file ({file_size} bytes)",
+            i + 1,
+            samples.len()
+        )));
+    }
+    Ok(())
+}
+
+unsafe fn container_duration(
+    ctx: *const ffi::AVFormatContext,
+    st: *const ffi::AVStream,
+) -> Option<f64> {
+    // SAFETY: valid open context and stream.
+    unsafe {
+        let tb = (*st).time_base;
+        if (*st).duration > 0 && tb.den > 0 {
+            return Some((*st).duration as f64 * f64::from(tb.num) / f64::from(tb.den));
+        }
+        if (*ctx).duration > 0 {
+            return Some((*ctx).duration as f64 / f64::from(ffi::AV_TIME_BASE));
+        }
+        None
+    }
+}
+
+fn samples_span(samples: &[Sample], time_base: (i32, i32), frame_rate: (i32, i32)) -> f64 {
+    let first = samples.iter().map(|s| s.pts).min().unwrap_or(0);
+    let last = samples.iter().map(|s| s.pts).max().unwrap_or(0);
+    let frame = if frame_rate.0 > 0 {
+        f64::from(frame_rate.1) / f64::from(frame_rate.0)
+    } else {
+        0.0
+    };
+    (last - first) as f64 * f64::from(time_base.0) / f64::from(time_base.1) + frame
+}

@@ -1,0 +1,229 @@
+//! The public face of the crate: open a movie (or adopt a cached index), describe it, and turn
+//! frame N into an encoded image.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::decoder::{DecodedFrame, decode_frame};
+use crate::encode::{Format, encode};
+use crate::error::{Error, Result};
+use crate::index::{self, MovieIndex};
+use crate::limits::Limits;
+use crate::render::{RenderOptions, render};
+use crate::source::{ByteSource, SourceError, SourceErrorKind};
+
+/// Movie metadata with go-lazycache's field names (the HTTP layer adds `URL`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Metadata {
+    pub num_frames: u64,
+    pub duration: f64,
+    pub file_size: u64,
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate: f64,
+    pub codec: String,
+}
+
+/// An encoded frame and where its time went.
+#[derive(Debug, Clone)]
+pub struct EncodedFrame {
+    pub bytes: Bytes,
+    pub format: Format,
+    pub width: u32,
+    pub height: u32,
+    pub decode_time: Duration,
+    pub encode_time: Duration,
+}
+
+/// One version of one movie, ready to give frames.
+#[derive(Clone)]
+pub struct Movie {
+    source: Arc<dyn ByteSource>,
+    index: Arc<MovieIndex>,
+    /// Frame N is `index.samples[presentation[N - 1]]`.
+    presentation: Arc<Vec<usize>>,
+    limits: Limits,
+}
+
+impl Movie {
+    /// Reads the movie's index from `source` (for MOV/MP4: atom headers and the moov only).
+    pub fn open(source: Arc<dyn ByteSource>, limits: Limits) -> Result<Self> {
+        let index = index::build(Arc::clone(&source), &limits)?;
+        Ok(Self::assemble(source, index, limits))
+    }
+
+    /// Adopts an index built earlier (e.g. from a cache) without reading the movie. Refused
+    /// when the source is another version than the one the index describes.
+    pub fn with_index(
+        source: Arc<dyn ByteSource>,
+        index: MovieIndex,
+        limits: Limits,
+    ) -> Result<Self> {
+        if index.validator != source.validator() || index.file_size != source.len() {
+            return Err(Error::Source(SourceError::new(
+                SourceErrorKind::Changed,
+                format!("{} changed since its index was built", source.describe()),
+            )));
+        }
+        Ok(Self::assemble(source, index, limits))
+    }
+
+    fn assemble(source: Arc<dyn ByteSource>, index: MovieIndex, limits: Limits) -> Self {
+        let presentation = index.presentation_order();
+        Self {
+            source,
+            index: Arc::new(index),
+            presentation: Arc::new(presentation),
+            limits,
+        }
+    }
+
+    pub fn index(&self) -> &MovieIndex {
+        &self.index
+    }
+
+    pub fn source(&self) -> &Arc<dyn ByteSource> {
+        &self.source
+    }
+
+    pub fn frame_count(&self) -> u64 {
+        self.presentation.len() as u64
+    }
+
+    pub fn metadata(&self) -> Metadata {
+        let (num, den) = self.index.frame_rate;
+        Metadata {
+            num_frames: self.frame_count(),
+            duration: self.index.duration,
+            file_size: self.index.file_size,
+            width: self.index.codec.width.max(0) as u32,
+            height: self.index.codec.height.max(0) as u32,
+            frame_rate: if den > 0 {
+                f64::from(num) / f64::from(den)
+            } else {
+                0.0
+            },
+            codec: self.index.codec.codec.clone(),
+        }
+    }
+
+    /// The 1-based number of the frame on screen at `seconds` after the first frame.
+    pub fn frame_at_time(&self, seconds: f64) -> Result<u64> {
+        let duration = self.index.duration;
+        if !seconds.is_finite() || seconds < 0.0 || seconds >= duration.max(f64::MIN_POSITIVE) {
+            return Err(Error::TimeOutOfRange {
+                time: seconds,
+                duration,
+            });
+        }
+        let (num, den) = self.index.time_base;
+        let pts_of = |i: usize| self.index.samples[self.presentation[i]].pts;
+        let first = pts_of(0);
+        let offset = (seconds * f64::from(den) / f64::from(num)).floor() as i64;
+        let wanted = first.saturating_add(offset);
+        // Frames shown at or before `wanted`; the last of them is on screen.
+        let shown = self
+            .presentation
+            .partition_point(|&i| self.index.samples[i].pts <= wanted);
+        Ok(shown.max(1) as u64)
+    }
+
+    /// Checks a 1-based frame number.
+    pub fn check_frame(&self, frame: u64) -> Result<()> {
+        match frame {
+            0 => Err(Error::FrameZero),
+            n if n > self.frame_count() => Err(Error::FrameOutOfRange {
+                frame: n,
+                count: self.frame_count(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Decodes frame `frame` (1-based, presentation order). Blocking: call off the async runtime.
+    pub fn decode(&self, frame: u64) -> Result<DecodedFrame> {
+        self.check_frame(frame)?;
+        decode_frame(
+            &self.source,
+            &self.index,
+            &self.presentation,
+            (frame - 1) as usize,
+            &self.limits,
+        )
+    }
+
+    /// Decodes, renders and encodes frame `frame`. Blocking: call off the async runtime.
+    pub fn frame(
+        &self,
+        frame: u64,
+        options: &RenderOptions,
+        format: Format,
+        quality: Option<u8>,
+    ) -> Result<EncodedFrame> {
+        let started = Instant::now();
+        let decoded = self.decode(frame)?;
+        let decode_time = started.elapsed();
+        let started = Instant::now();
+        let image = render(
+            &decoded,
+            options,
+            format.layout(),
+            self.limits.decoder_threads,
+        )?;
+        let bytes = encode(&image, format, quality)?;
+        Ok(EncodedFrame {
+            bytes,
+            format,
+            width: image.width,
+            height: image.height,
+            decode_time,
+            encode_time: started.elapsed(),
+        })
+    }
+}
+
+/// Parses a presentation time: seconds (`12.5`) or `[HH:]MM:SS[.mmm]`.
+pub fn parse_time(text: &str) -> Result<f64> {
+    let bad = || {
+        Error::InvalidRequest(format!(
+            "time must be seconds or HH:MM:SS.mmm, not {text:?}"
+        ))
+    };
+    let mut seconds = 0.0;
+    let parts: Vec<&str> = text.split(':').collect();
+    if parts.len() > 3 {
+        return Err(bad());
+    }
+    for (i, part) in parts.iter().enumerate() {
+        let last = i == parts.len() - 1;
+        let value: f64 = if last {
+            part.parse().map_err(|_| bad())?
+        } else {
+            f64::from(part.parse::<u32>().map_err(|_| bad())?)
+        };
+        if !value.is_finite() || value < 0.0 || (i > 0 && value >= 60.0) {
+            return Err(bad());
+        }
+        seconds = seconds * 60.0 + value;
+    }
+    Ok(seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn times_parse_in_both_notations() {
+        assert_eq!(parse_time("12.5").ok(), Some(12.5));
+        assert_eq!(parse_time("01:02:03.500").ok(), Some(3723.5));
+        assert_eq!(parse_time("2:30").ok(), Some(150.0));
+        for bad in ["", "-1", "1:60", "a", "1:2:3:4", "NaN", "inf"] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
+}

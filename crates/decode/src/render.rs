@@ -1,0 +1,593 @@
+//! From a decoded picture to RGB pixels: colour conversion honouring range and matrix, crop,
+//! and resize (Lanczos3) with stretch / contain / cover fits — all in swscale.
+
+use std::ffi::{CString, c_void};
+use std::ptr;
+
+use ffmpeg_next::ffi;
+use serde::{Deserialize, Serialize};
+
+use crate::decoder::DecodedFrame;
+use crate::error::{Error, Result, av_error_string};
+
+/// Largest output side and area (SPEC §3).
+pub const MAX_OUTPUT_SIDE: u32 = 8192;
+pub const MAX_OUTPUT_PIXELS: u64 = 40_000_000;
+
+/// How a picture is fitted into a requested width × height.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fit {
+    /// Exactly W×H, aspect ratio ignored (go-lazycache's behaviour).
+    #[default]
+    Stretch,
+    /// Scaled to fit inside, the rest black (letterbox).
+    Contain,
+    /// Scaled to fill, the overflow cropped from the centre.
+    Cover,
+}
+
+impl std::str::FromStr for Fit {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "stretch" => Ok(Self::Stretch),
+            "contain" => Ok(Self::Contain),
+            "cover" => Ok(Self::Cover),
+            other => Err(Error::InvalidRequest(format!(
+                "fit must be stretch, contain or cover, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A rectangle of source pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Crop {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl std::str::FromStr for Crop {
+    type Err = Error;
+    /// `x,y,w,h`
+    fn from_str(s: &str) -> Result<Self> {
+        let parts: Vec<u32> = s
+            .split(',')
+            .map(|p| p.trim().parse::<u32>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| {
+                Error::InvalidRequest(format!(
+                    "crop must be x,y,width,height in whole pixels, not {s:?}"
+                ))
+            })?;
+        match parts[..] {
+            [x, y, width, height] => Ok(Self {
+                x,
+                y,
+                width,
+                height,
+            }),
+            _ => Err(Error::InvalidRequest(format!(
+                "crop must be x,y,width,height, not {s:?}"
+            ))),
+        }
+    }
+}
+
+/// What to make of a decoded picture.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RenderOptions {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fit: Fit,
+    pub crop: Option<Crop>,
+}
+
+/// Packed pixels, row-major, no padding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub width: u32,
+    pub height: u32,
+    pub layout: PixelLayout,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelLayout {
+    Rgb24,
+    Rgba32,
+}
+
+impl PixelLayout {
+    pub fn bytes_per_pixel(self) -> usize {
+        match self {
+            Self::Rgb24 => 3,
+            Self::Rgba32 => 4,
+        }
+    }
+    fn av_format(self) -> ffi::AVPixelFormat {
+        match self {
+            Self::Rgb24 => ffi::AVPixelFormat::AV_PIX_FMT_RGB24,
+            Self::Rgba32 => ffi::AVPixelFormat::AV_PIX_FMT_RGBA,
+        }
+    }
+}
+
+/// Where the scaled picture goes: the source rectangle, its scaled size, and its place in the
+/// output canvas (different only for `Fit::Contain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    src: Crop,
+    scaled: (u32, u32),
+    canvas: (u32, u32),
+    offset: (u32, u32),
+}
+
+/// Checks a requested output size against the SPEC's bounds.
+pub fn check_output_size(width: Option<u32>, height: Option<u32>) -> Result<()> {
+    for (name, v) in [("width", width), ("height", height)] {
+        if let Some(v) = v
+            && !(1..=MAX_OUTPUT_SIDE).contains(&v)
+        {
+            return Err(Error::InvalidRequest(format!(
+                "{name} must be 1 to {MAX_OUTPUT_SIDE}, not {v}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn plan(source: (u32, u32), options: &RenderOptions) -> Result<Plan> {
+    check_output_size(options.width, options.height)?;
+    let src = match options.crop {
+        None => Crop {
+            x: 0,
+            y: 0,
+            width: source.0,
+            height: source.1,
+        },
+        Some(c) => {
+            let fits = c.width > 0
+                && c.height > 0
+                && u64::from(c.x) + u64::from(c.width) <= u64::from(source.0)
+                && u64::from(c.y) + u64::from(c.height) <= u64::from(source.1);
+            if !fits {
+                return Err(Error::InvalidRequest(format!(
+                    "crop {},{},{},{} is not inside the {}×{} frame",
+                    c.x, c.y, c.width, c.height, source.0, source.1
+                )));
+            }
+            c
+        }
+    };
+    let (sw, sh) = (f64::from(src.width), f64::from(src.height));
+    let round = |v: f64| (v.round() as u32).max(1);
+    let plan = match (options.width, options.height) {
+        (None, None) => Plan {
+            src,
+            scaled: (src.width, src.height),
+            canvas: (src.width, src.height),
+            offset: (0, 0),
+        },
+        (Some(w), None) => {
+            let h = round(f64::from(w) * sh / sw);
+            Plan {
+                src,
+                scaled: (w, h),
+                canvas: (w, h),
+                offset: (0, 0),
+            }
+        }
+        (None, Some(h)) => {
+            let w = round(f64::from(h) * sw / sh);
+            Plan {
+                src,
+                scaled: (w, h),
+                canvas: (w, h),
+                offset: (0, 0),
+            }
+        }
+        (Some(w), Some(h)) => match options.fit {
+            Fit::Stretch => Plan {
+                src,
+                scaled: (w, h),
+                canvas: (w, h),
+                offset: (0, 0),
+            },
+            Fit::Contain => {
+                let scale = (f64::from(w) / sw).min(f64::from(h) / sh);
+                let scaled = (round(sw * scale).min(w), round(sh * scale).min(h));
+                Plan {
+                    src,
+                    scaled,
+                    canvas: (w, h),
+                    offset: ((w - scaled.0) / 2, (h - scaled.1) / 2),
+                }
+            }
+            Fit::Cover => {
+                let scale = (f64::from(w) / sw).max(f64::from(h) / sh);
+                let keep_w = round(f64::from(w) / scale).min(src.width);
+                let keep_h = round(f64::from(h) / scale).min(src.height);
+                let cropped = Crop {
+                    x: src.x + (src.width - keep_w) / 2,
+                    y: src.y + (src.height - keep_h) / 2,
+                    width: keep_w,
+                    height: keep_h,
+                };
+                Plan {
+                    src: cropped,
+                    scaled: (w, h),
+                    canvas: (w, h),
+                    offset: (0, 0),
+                }
+            }
+        },
+    };
+    let (cw, ch) = plan.canvas;
+    check_output_size(Some(cw), Some(ch))?;
+    if u64::from(cw) * u64::from(ch) > MAX_OUTPUT_PIXELS {
+        return Err(Error::InvalidRequest(format!(
+            "{cw}×{ch} is more than the {MAX_OUTPUT_PIXELS} pixels an image may have"
+        )));
+    }
+    Ok(plan)
+}
+
+/// Renders a decoded frame as packed RGB(A) pixels per `options`.
+pub fn render(
+    frame: &DecodedFrame,
+    options: &RenderOptions,
+    layout: PixelLayout,
+    threads: usize,
+) -> Result<Image> {
+    let source = (frame.width(), frame.height());
+    let plan = plan(source, options)?;
+    let full = Crop {
+        x: 0,
+        y: 0,
+        width: source.0,
+        height: source.1,
+    };
+    let (cw, ch) = plan.canvas;
+    let bpp = layout.bytes_per_pixel();
+    let mut data = vec![0u8; cw as usize * ch as usize * bpp];
+    if layout == PixelLayout::Rgba32 {
+        data.chunks_exact_mut(4).for_each(|px| px[3] = 255);
+    }
+    let stride = cw as usize * bpp;
+    if plan.src == full {
+        let dst = Target {
+            data: &mut data,
+            stride,
+            offset: plan.offset,
+            size: plan.scaled,
+            layout,
+        };
+        scale_frame(frame.frame_ptr(), dst, threads)?;
+    } else {
+        // Crop in RGB: exact for any x/y, whatever the chroma subsampling.
+        let whole = render(
+            frame,
+            &RenderOptions::default(),
+            PixelLayout::Rgb24,
+            threads,
+        )?;
+        let src = RgbView {
+            image: &whole,
+            rect: plan.src,
+        };
+        let dst = Target {
+            data: &mut data,
+            stride,
+            offset: plan.offset,
+            size: plan.scaled,
+            layout,
+        };
+        scale_rgb(src, dst, threads)?;
+    }
+    Ok(Image {
+        width: cw,
+        height: ch,
+        layout,
+        data,
+    })
+}
+
+struct Target<'a> {
+    data: &'a mut [u8],
+    stride: usize,
+    offset: (u32, u32),
+    size: (u32, u32),
+    layout: PixelLayout,
+}
+
+struct RgbView<'a> {
+    image: &'a Image,
+    rect: Crop,
+}
+
+fn scale_flags(same_size: bool) -> i64 {
+    let base = if same_size {
+        ffi::SWS_BICUBIC
+    } else {
+        ffi::SWS_LANCZOS
+    };
+    i64::from(base)
+}
+
+/// An swscale context configured by options (the only API that offers threads), freed on drop.
+struct Scaler(*mut ffi::SwsContext);
+
+impl Scaler {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        src: (u32, u32, ffi::AVPixelFormat),
+        dst: (u32, u32, ffi::AVPixelFormat),
+        flags: i64,
+        threads: usize,
+        colour: Option<(i32, bool)>,
+    ) -> Result<Self> {
+        // SAFETY: allocation and option setting on a context we own; freed in Drop.
+        unsafe {
+            let ctx = ffi::sws_alloc_context();
+            if ctx.is_null() {
+                return Err(Error::Decode("out of memory for the scaler".into()));
+            }
+            let scaler = Scaler(ctx);
+            let set = |name: &str, value: i64| -> Result<()> {
+                let key = CString::new(name).map_err(|_| Error::Decode("option name".into()))?;
+                let ret = ffi::av_opt_set_int(ctx as *mut c_void, key.as_ptr(), value, 0);
+                if ret < 0 {
+                    Err(Error::Decode(format!(
+                        "swscale option {name}: {}",
+                        av_error_string(ret)
+                    )))
+                } else {
+                    Ok(())
+                }
+            };
+            set("srcw", i64::from(src.0))?;
+            set("srch", i64::from(src.1))?;
+            set("src_format", src.2 as i64)?;
+            set("dstw", i64::from(dst.0))?;
+            set("dsth", i64::from(dst.1))?;
+            set("dst_format", dst.2 as i64)?;
+            set("sws_flags", flags)?;
+            set("threads", threads.clamp(1, 16) as i64)?;
+            let ret = ffi::sws_init_context(ctx, ptr::null_mut(), ptr::null_mut());
+            if ret < 0 {
+                return Err(Error::Decode(format!(
+                    "cannot convert this picture: {}",
+                    av_error_string(ret)
+                )));
+            }
+            if let Some((colorspace, full_range_in)) = colour {
+                let mut inv_table: *mut i32 = ptr::null_mut();
+                let mut table: *mut i32 = ptr::null_mut();
+                let (mut src_range, mut dst_range, mut brightness, mut contrast, mut saturation) =
+                    (0, 0, 0, 0, 0);
+                let ret = ffi::sws_getColorspaceDetails(
+                    ctx,
+                    &mut inv_table,
+                    &mut src_range,
+                    &mut table,
+                    &mut dst_range,
+                    &mut brightness,
+                    &mut contrast,
+                    &mut saturation,
+                );
+                // A negative answer means RGB input or output without YUV details to set.
+                if ret >= 0 {
+                    ffi::sws_setColorspaceDetails(
+                        ctx,
+                        ffi::sws_getCoefficients(colorspace),
+                        i32::from(full_range_in || src_range != 0),
+                        table,
+                        1,
+                        brightness,
+                        contrast,
+                        saturation,
+                    );
+                }
+            }
+            Ok(scaler)
+        }
+    }
+}
+
+impl Drop for Scaler {
+    fn drop(&mut self) {
+        // SAFETY: the context was allocated by sws_alloc_context and is freed once.
+        unsafe { ffi::sws_freeContext(self.0) };
+    }
+}
+
+/// An AVFrame header over memory we own, for swscale's frame API (no copy, no ownership).
+struct BorrowedFrame(*mut ffi::AVFrame);
+
+impl BorrowedFrame {
+    fn over(
+        data: *mut u8,
+        len: usize,
+        stride: usize,
+        size: (u32, u32),
+        format: ffi::AVPixelFormat,
+    ) -> Result<Self> {
+        unsafe extern "C" fn keep(_opaque: *mut c_void, _data: *mut u8) {}
+        // SAFETY: the frame points into `data`, which the caller keeps alive and unaliased for
+        // the frame's lifetime; the buffer's free callback does nothing.
+        unsafe {
+            let frame = ffi::av_frame_alloc();
+            if frame.is_null() {
+                return Err(Error::Decode("out of memory for a frame".into()));
+            }
+            let borrowed = BorrowedFrame(frame);
+            let buf = ffi::av_buffer_create(data, len, Some(keep), ptr::null_mut(), 0);
+            if buf.is_null() {
+                return Err(Error::Decode("out of memory for a frame buffer".into()));
+            }
+            (*frame).buf[0] = buf;
+            (*frame).data[0] = data;
+            (*frame).linesize[0] = stride as i32;
+            (*frame).width = size.0 as i32;
+            (*frame).height = size.1 as i32;
+            (*frame).format = format as i32;
+            Ok(borrowed)
+        }
+    }
+}
+
+impl Drop for BorrowedFrame {
+    fn drop(&mut self) {
+        // SAFETY: frees the header and unrefs our no-op buffer.
+        unsafe { ffi::av_frame_free(&mut self.0) };
+    }
+}
+
+fn target_frame(dst: &mut Target<'_>) -> Result<BorrowedFrame> {
+    let bpp = dst.layout.bytes_per_pixel();
+    let start = dst.offset.1 as usize * dst.stride + dst.offset.0 as usize * bpp;
+    let len = dst.data.len() - start;
+    let ptr = dst.data[start..].as_mut_ptr();
+    BorrowedFrame::over(ptr, len, dst.stride, dst.size, dst.layout.av_format())
+}
+
+fn scale_frame(src: *const ffi::AVFrame, mut dst: Target<'_>, threads: usize) -> Result<()> {
+    // SAFETY: src is a decoded frame kept alive by the caller.
+    let (w, h, format, colorspace, range) = unsafe {
+        let f = &*src;
+        (
+            f.width as u32,
+            f.height as u32,
+            f.format,
+            f.colorspace as i32,
+            f.color_range,
+        )
+    };
+    // SAFETY: the format value came from FFmpeg for this ABI.
+    let format: ffi::AVPixelFormat =
+        unsafe { std::mem::transmute::<i32, ffi::AVPixelFormat>(format) };
+    let same_size = (w, h) == dst.size;
+    let full_range = range == ffi::AVColorRange::AVCOL_RANGE_JPEG;
+    let scaler = Scaler::new(
+        (w, h, format),
+        (dst.size.0, dst.size.1, dst.layout.av_format()),
+        scale_flags(same_size),
+        threads,
+        Some((colorspace, full_range)),
+    )?;
+    let out = target_frame(&mut dst)?;
+    // SAFETY: both frames describe valid memory of the configured sizes and formats.
+    let ret = unsafe { ffi::sws_scale_frame(scaler.0, out.0, src) };
+    if ret < 0 {
+        return Err(Error::Decode(format!(
+            "colour conversion failed: {}",
+            av_error_string(ret)
+        )));
+    }
+    Ok(())
+}
+
+fn scale_rgb(src: RgbView<'_>, mut dst: Target<'_>, threads: usize) -> Result<()> {
+    let image = src.image;
+    let stride = image.width as usize * 3;
+    let start = src.rect.y as usize * stride + src.rect.x as usize * 3;
+    let mut pixels = image.data[start..].to_vec();
+    let input = BorrowedFrame::over(
+        pixels.as_mut_ptr(),
+        pixels.len(),
+        stride,
+        (src.rect.width, src.rect.height),
+        ffi::AVPixelFormat::AV_PIX_FMT_RGB24,
+    )?;
+    let same_size = (src.rect.width, src.rect.height) == dst.size;
+    let scaler = Scaler::new(
+        (
+            src.rect.width,
+            src.rect.height,
+            ffi::AVPixelFormat::AV_PIX_FMT_RGB24,
+        ),
+        (dst.size.0, dst.size.1, dst.layout.av_format()),
+        scale_flags(same_size),
+        threads,
+        None,
+    )?;
+    let out = target_frame(&mut dst)?;
+    // SAFETY: both frames describe valid memory of the configured sizes and formats.
+    let ret = unsafe { ffi::sws_scale_frame(scaler.0, out.0, input.0) };
+    if ret < 0 {
+        return Err(Error::Decode(format!(
+            "resizing failed: {}",
+            av_error_string(ret)
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(width: Option<u32>, height: Option<u32>, fit: Fit) -> RenderOptions {
+        RenderOptions {
+            width,
+            height,
+            fit,
+            crop: None,
+        }
+    }
+
+    #[test]
+    fn one_side_keeps_the_aspect_ratio() -> Result<()> {
+        let p = plan((1920, 1080), &opts(Some(640), None, Fit::Stretch))?;
+        assert_eq!(p.canvas, (640, 360));
+        let p = plan((1920, 1080), &opts(None, Some(540), Fit::Stretch))?;
+        assert_eq!(p.canvas, (960, 540));
+        Ok(())
+    }
+
+    #[test]
+    fn contain_letterboxes_and_cover_crops() -> Result<()> {
+        let p = plan((1920, 1080), &opts(Some(400), Some(400), Fit::Contain))?;
+        assert_eq!(
+            (p.canvas, p.scaled, p.offset),
+            ((400, 400), (400, 225), (0, 87))
+        );
+        let p = plan((1920, 1080), &opts(Some(400), Some(400), Fit::Cover))?;
+        assert_eq!(
+            (p.canvas, p.src.width, p.src.height, p.src.x),
+            ((400, 400), 1080, 1080, 420)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn sizes_and_crops_are_bounded() {
+        assert!(plan((100, 100), &opts(Some(0), None, Fit::Stretch)).is_err());
+        assert!(plan((100, 100), &opts(Some(8193), None, Fit::Stretch)).is_err());
+        assert!(plan((100, 100), &opts(Some(8000), Some(8000), Fit::Stretch)).is_err());
+        let crop = RenderOptions {
+            crop: Some(Crop {
+                x: 50,
+                y: 0,
+                width: 51,
+                height: 10,
+            }),
+            ..Default::default()
+        };
+        assert!(plan((100, 100), &crop).is_err());
+        assert!("1,2,3".parse::<Crop>().is_err());
+        assert_eq!(
+            "1,2,3,4".parse::<Crop>().ok(),
+            Some(Crop {
+                x: 1,
+                y: 2,
+                width: 3,
+                height: 4
+            })
+        );
+    }
+}
