@@ -155,22 +155,21 @@ pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex>
 
         let samples = if is_mov {
             let entries = mov_index_entries(st, limits)?;
+            check_samples_inside(&entries, file_size)?;
             if intra_only {
                 entries
             } else {
                 // Presentation times live only in packets: read them all, but serve every
                 // sample's bytes as zeros instead of fetching them.
                 demuxer.set_zero_ranges(sample_ranges(&entries));
-                scan_packets(&mut demuxer, stream_index, limits)?
+                let scanned = scan_packets(&mut demuxer, stream_index, limits)?;
+                with_scanned_pts(entries, &scanned)?
             }
         } else {
             scan_packets(&mut demuxer, stream_index, limits)?
         };
         if samples.is_empty() {
             return Err(Error::NotAMovie("the video stream has no frames".into()));
-        }
-        if is_mov {
-            check_samples_inside(&samples, file_size)?;
         }
         let duration = container_duration(ctx, st)
             .unwrap_or_else(|| samples_span(&samples, time_base, frame_rate));
@@ -437,6 +436,25 @@ fn scan_packets(demuxer: &mut Demuxer, stream_index: i32, limits: &Limits) -> Re
         });
     }
     Ok(samples)
+}
+
+/// The sample table's places and flags with the scanned packets' presentation times. The flags
+/// must come from the table: FFmpeg's parsers judge keyframes from the (zeroed) payload.
+fn with_scanned_pts(mut entries: Vec<Sample>, scanned: &[Sample]) -> Result<Vec<Sample>> {
+    let matches =
+        entries.len() == scanned.len() && entries.iter().zip(scanned).all(|(e, s)| e.pos == s.pos);
+    if !matches {
+        return Err(Error::NotAMovie(format!(
+            "the sample table ({} samples) disagrees with the packets ({})",
+            entries.len(),
+            scanned.len()
+        )));
+    }
+    for (entry, packet) in entries.iter_mut().zip(scanned) {
+        entry.pts = packet.pts;
+        entry.dts = packet.dts;
+    }
+    Ok(entries)
 }
 
 fn check_samples_inside(samples: &[Sample], file_size: u64) -> Result<()> {

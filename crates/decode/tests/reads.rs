@@ -1,0 +1,159 @@
+//! What the decoder reads: a probe reads the index only, a frame reads its samples only, and a
+//! stored index replaces the probe entirely.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use lazycache_decode::{ByteSource, FileSource, Limits, Movie, MovieIndex, SourceError};
+use lazycache_testkit::fixtures;
+
+/// Counts the bytes and reads that pass through.
+struct Counting {
+    inner: FileSource,
+    bytes: AtomicU64,
+    reads: AtomicU64,
+}
+
+impl Counting {
+    fn open(name: &str) -> Arc<Self> {
+        Arc::new(Self {
+            inner: FileSource::open(fixtures::path(name)).unwrap(),
+            bytes: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
+        })
+    }
+    fn take(&self) -> (u64, u64) {
+        (
+            self.bytes.swap(0, Ordering::SeqCst),
+            self.reads.swap(0, Ordering::SeqCst),
+        )
+    }
+}
+
+impl ByteSource for Counting {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn validator(&self) -> &str {
+        self.inner.validator()
+    }
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
+        let bytes = self.inner.read_at(offset, len)?;
+        self.bytes.fetch_add(bytes.len() as u64, Ordering::SeqCst);
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        Ok(bytes)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+#[test]
+fn probing_a_moov_at_end_prores_file_reads_well_under_one_percent() {
+    let source = Counting::open("prores_hq_1080p.mov");
+    let movie = Movie::open(source.clone(), Limits::default()).unwrap();
+    let (bytes, reads) = source.take();
+    let size = source.len();
+    assert!(movie.frame_count() > 0);
+    assert!(
+        bytes * 100 < size,
+        "probe read {bytes} of {size} bytes in {reads} reads"
+    );
+}
+
+#[test]
+fn a_cold_prores_frame_reads_only_its_sample() {
+    let source = Counting::open("prores_hq_1080p.mov");
+    let movie = Movie::open(source.clone(), Limits::default()).unwrap();
+    source.take();
+    for n in [1, 37, movie.frame_count()] {
+        movie.decode(n).unwrap();
+        let (bytes, reads) = source.take();
+        let order = movie.index().presentation_order();
+        let sample = movie.index().samples[order[n as usize - 1]];
+        let bound = u64::from(sample.size) * 5 / 4 + 64 * 1024;
+        assert!(
+            bytes <= bound,
+            "frame {n}: read {bytes} bytes, sample is {} (bound {bound})",
+            sample.size
+        );
+        assert_eq!(reads, 1, "frame {n}: one range read");
+    }
+}
+
+#[test]
+fn a_long_gop_frame_reads_its_gop_prefix_in_few_requests() {
+    let source = Counting::open("h264_longgop_moov_end.mp4");
+    let movie = Movie::open(source.clone(), Limits::default()).unwrap();
+    source.take();
+    movie.decode(110).unwrap();
+    let (bytes, reads) = source.take();
+    assert!(bytes < source.len() / 2, "read {bytes} of {}", source.len());
+    assert!(reads <= 2, "{reads} reads");
+}
+
+#[test]
+fn a_stored_index_replaces_the_probe_and_gives_the_same_frames() {
+    let source = Counting::open("h264_longgop_moov_end.mp4");
+    let movie = Movie::open(source.clone(), Limits::default()).unwrap();
+    let stored = movie.index().to_bytes().unwrap();
+    assert!(stored.len() < 16 * 1024, "index is {} bytes", stored.len());
+    let index = MovieIndex::from_bytes(&stored).unwrap();
+    assert_eq!(&index, movie.index());
+    source.take();
+    let again = Movie::with_index(source.clone(), index, Limits::default()).unwrap();
+    assert_eq!(source.take(), (0, 0), "adopting an index reads nothing");
+    assert_eq!(again.metadata(), movie.metadata());
+    let a = again
+        .frame(77, &Default::default(), lazycache_decode::Format::Png, None)
+        .unwrap();
+    let b = movie
+        .frame(77, &Default::default(), lazycache_decode::Format::Png, None)
+        .unwrap();
+    assert_eq!(a.bytes, b.bytes);
+    assert!(MovieIndex::from_bytes(&stored[..stored.len() / 2]).is_err());
+}
+
+#[test]
+fn the_frame_on_screen_at_a_time() {
+    let source = Counting::open("h264_longgop_faststart.mp4"); // 25 fps
+    let movie = Movie::open(source, Limits::default()).unwrap();
+    assert_eq!(movie.frame_at_time(0.0).unwrap(), 1);
+    assert_eq!(movie.frame_at_time(0.039).unwrap(), 1);
+    assert_eq!(movie.frame_at_time(0.04).unwrap(), 2);
+    assert_eq!(movie.frame_at_time(2.5).unwrap(), 63);
+    assert_eq!(
+        movie
+            .frame_at_time(movie.metadata().duration - 0.001)
+            .unwrap(),
+        movie.frame_count()
+    );
+    assert!(movie.frame_at_time(movie.metadata().duration).is_err());
+    assert!(movie.frame_at_time(-0.5).is_err());
+}
+
+#[test]
+fn long_gop_fixtures_index_every_keyframe() {
+    // A missed keyframe still decodes correctly (from an earlier one) but reads and decodes far
+    // more than needed, so check the index itself: GOPs are 60 frames (30 for odd_size).
+    for (name, gop) in [
+        ("h264_longgop_faststart.mp4", 60),
+        ("h264_longgop_moov_end.mp4", 60),
+        ("h264_open_gop.mkv", 60),
+        ("hevc.mkv", 60),
+        ("vp9.webm", 60),
+        ("odd_size_333x197.mp4", 30),
+    ] {
+        let movie = Movie::open(Counting::open(name), Limits::default()).unwrap();
+        let samples = &movie.index().samples;
+        let keyframes = samples.iter().filter(|s| s.keyframe).count();
+        assert_eq!(
+            keyframes,
+            samples.len().div_ceil(gop),
+            "{name}: {keyframes} keyframes in {} samples",
+            samples.len()
+        );
+    }
+}
