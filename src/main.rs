@@ -1,2 +1,7 @@
 //! lazycache: the binary (CLI, configuration, wiring of the library crates).
-fn main() {}
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

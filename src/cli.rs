@@ -1,0 +1,136 @@
+//! The command line: `probe` and `frame` (and, with the HTTP service, `serve`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use lazycache_decode::{ByteSource, Crop, Fit, Format, Limits, Movie, RenderOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lazycache",
+    version,
+    about = "Serves single frames of huge remote movies, reading only the bytes it needs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a movie's metadata as JSON (the HTTP metadata route's object).
+    Probe {
+        /// A local path or an http(s)/gs/s3/file URL.
+        source: String,
+    },
+    /// Write frame N (1-based) as an image.
+    Frame(FrameArgs),
+}
+
+#[derive(Args, Debug)]
+struct FrameArgs {
+    /// A local path or an http(s)/gs/s3/file URL.
+    source: String,
+    /// Frame number, counting from 1.
+    number: u64,
+    /// Output file; its extension picks the format (png, jpg, bmp, webp, rgba, npy). `-` or none: PNG on stdout.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    #[arg(long)]
+    width: Option<u32>,
+    #[arg(long)]
+    height: Option<u32>,
+    /// stretch, contain or cover (when both width and height are given).
+    #[arg(long, default_value = "stretch")]
+    fit: Fit,
+    /// x,y,width,height in source pixels, applied before resizing.
+    #[arg(long)]
+    crop: Option<Crop>,
+    /// JPEG quality 1..100.
+    #[arg(long)]
+    quality: Option<u8>,
+}
+
+pub fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lazycache: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Probe { source } => probe(&source),
+        Command::Frame(args) => frame(args),
+    }
+}
+
+fn open_movie(location: &str) -> Result<Movie> {
+    let source = open_source(location)?;
+    Movie::open(source, Limits::default()).with_context(|| format!("cannot read {location}"))
+}
+
+/// Local paths and file:// URLs. (Remote origins arrive with the origin crate.)
+fn open_source(location: &str) -> Result<Arc<dyn ByteSource>> {
+    let path = location.strip_prefix("file://").unwrap_or(location);
+    let source = lazycache_decode::FileSource::open(path)
+        .with_context(|| format!("cannot open {location}"))?;
+    Ok(Arc::new(source))
+}
+
+fn probe(location: &str) -> Result<()> {
+    let movie = open_movie(location)?;
+    let mut json = serde_json::to_value(movie.metadata())?;
+    if let Some(object) = json.as_object_mut() {
+        object.insert("URL".into(), serde_json::Value::String(location.to_owned()));
+    }
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    Ok(())
+}
+
+fn frame(args: FrameArgs) -> Result<()> {
+    let to_stdout = args.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
+    let extension = if to_stdout {
+        None
+    } else {
+        args.output
+            .as_deref()
+            .and_then(|p| p.extension())
+            .and_then(|e| e.to_str())
+    };
+    let format = Format::from_extension(extension)?;
+    let movie = open_movie(&args.source)?;
+    let options = RenderOptions {
+        width: args.width,
+        height: args.height,
+        fit: args.fit,
+        crop: args.crop,
+    };
+    let encoded = movie
+        .frame(args.number, &options, format, args.quality)
+        .with_context(|| format!("frame {} of {}", args.number, args.source))?;
+    match args.output.filter(|_| !to_stdout) {
+        Some(path) => std::fs::write(&path, &encoded.bytes)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().lock().write_all(&encoded.bytes)?,
+    }
+    Ok(())
+}
