@@ -1,0 +1,35 @@
+//! lazycache-origin: where movies come from — HTTP autoindex mirrors, local folders and
+//! object-store buckets — read lazily through a shared, bounded, coalescing range cache.
+//!
+//! Knows nothing of frames or movies: it lists directories, stats files (size + validator) and
+//! reads byte ranges of one pinned version of a file. See ARCHITECTURE.md.
+
+mod error;
+mod file;
+mod http;
+mod mirror;
+mod object;
+mod open;
+mod origin;
+mod overlay;
+mod pinned;
+mod range_cache;
+mod relpath;
+mod retry;
+mod spec;
+mod stats;
+
+pub use error::{OriginError, OriginResult};
+pub use file::FileOrigin;
+pub use http::{HttpConfig, HttpOrigin};
+pub use mirror::{Mirror, OriginConfig};
+pub use object::{ObjectStoreOrigin, STORAGE_EMULATOR_HOST};
+pub use open::{open_location, origin_for_url};
+pub use origin::{FileMeta, Listing, Origin};
+pub use overlay::OverlayOrigin;
+pub use pinned::{ChangedHook, OriginFile};
+pub use range_cache::{RangeCache, RangeCacheConfig};
+pub use relpath::RelPath;
+pub use retry::RetryPolicy;
+pub use spec::{MIRROR_SCHEMES, MirrorSpec, parse_mirror_list, url_prefix};
+pub use stats::OriginStats;
