@@ -12,6 +12,7 @@ pub mod disk;
 mod envelope;
 mod error;
 mod gate;
+mod gcs_upload;
 mod guarded;
 mod key;
 mod memory;

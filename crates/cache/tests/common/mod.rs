@@ -1,0 +1,175 @@
+//! Shared helpers of the cache tests: keys, values, configurations and a fake-gcs-server bucket.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test binary uses a subset
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use lazycache_cache::{
+    CacheConfig, CacheKey, CachedValue, DiskOptions, FrameKey, MetadataKey, ObjectStoreOptions,
+    SourceId, TieredCache,
+};
+use lazycache_testkit::fake_gcs::FakeGcs;
+
+/// Upper bound for any single awaited step in these tests: a hang fails instead of stalling.
+pub const STEP: Duration = Duration::from_secs(20);
+
+pub fn source(path: &str) -> SourceId {
+    SourceId {
+        mirror: "test-mirror".into(),
+        path: path.into(),
+        validator: "\"etag-1\"".into(),
+    }
+}
+
+pub fn frame_key(n: u64) -> CacheKey {
+    CacheKey::Frame(FrameKey {
+        source: source("dir/movie.mov"),
+        frame: n,
+        format: "png".into(),
+        width: None,
+        height: None,
+        fit: "stretch".into(),
+        crop: None,
+        quality: None,
+        revision: 1,
+    })
+}
+
+pub fn metadata_key(path: &str) -> CacheKey {
+    CacheKey::Metadata(MetadataKey {
+        source: source(path),
+        revision: 1,
+    })
+}
+
+/// Deterministic bytes for `seed`, so a reader can check exactly what it got.
+pub fn payload(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+pub fn value(seed: u64, len: usize) -> CachedValue {
+    CachedValue::new("image/png", payload(seed, len))
+}
+
+/// A configuration with only the memory tier, and short intervals for tests.
+pub fn memory_only(memory_bytes: u64) -> CacheConfig {
+    let mut config = CacheConfig::from_options(memory_bytes, None, 0, None);
+    config.retry_interval = Duration::from_millis(100);
+    config.compute_timeout = Duration::from_secs(10);
+    config
+}
+
+pub fn with_disk(mut config: CacheConfig, dir: &Path, bound_bytes: u64) -> CacheConfig {
+    config.disk = Some(DiskOptions {
+        dir: dir.to_path_buf(),
+        bound_bytes,
+    });
+    config
+}
+
+pub fn with_object_store(mut config: CacheConfig, options: ObjectStoreOptions) -> CacheConfig {
+    config.object_store = Some(options);
+    config
+}
+
+/// Options for `gs://bucket/prefix` on a fake-gcs-server at `emulator`.
+pub fn gcs_options(emulator: &str, bucket: &str) -> ObjectStoreOptions {
+    ObjectStoreOptions {
+        url: format!("gs://{bucket}/lazycache"),
+        gcs_emulator_host: Some(emulator.to_string()),
+        operation_timeout: Duration::from_secs(3),
+    }
+}
+
+/// Options for object_store's local file store in `dir`.
+pub fn file_store_options(dir: &Path) -> ObjectStoreOptions {
+    ObjectStoreOptions {
+        url: format!("file://{}", dir.display()),
+        gcs_emulator_host: None,
+        operation_timeout: Duration::from_secs(3),
+    }
+}
+
+/// A running fake-gcs-server with one bucket.
+pub fn fake_gcs(bucket: &str) -> FakeGcs {
+    let gcs = FakeGcs::start();
+    gcs.create_bucket(bucket);
+    gcs
+}
+
+pub async fn open(config: CacheConfig) -> TieredCache {
+    bounded(TieredCache::open(config, &prometheus::Registry::new()))
+        .await
+        .expect("cache opens")
+}
+
+/// Awaits `future`, failing the test if it takes longer than [`STEP`].
+pub async fn bounded<T>(future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(STEP, future)
+        .await
+        .expect("step did not finish in time")
+}
+
+/// Polls `condition` until it holds, failing the test after [`STEP`].
+pub async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + STEP;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A computation that must not run (the value is expected from a tier).
+pub async fn no_compute() -> Result<CachedValue, std::io::Error> {
+    panic!("computed although a tier had the value")
+}
+
+/// Log lines captured from the current thread (use a current-thread runtime so that the cache's
+/// tasks log on it too).
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// Starts capturing; capture ends when the returned guard is dropped.
+    pub fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    pub fn lines_containing(&self, needle: &str) -> Vec<String> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .filter(|line| line.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
