@@ -1,2 +1,65 @@
-//! Decode and encode benchmarks (filled in with the decoder).
-fn main() {}
+//! Decode and encode costs on real media (scripts/fixtures): a ProRes HQ 1080p frame, a frame in
+//! the middle of a 250-frame H.264 GOP, and a 1080p frame encoded to every output format.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use lazycache_decode::{
+    ByteSource, FileSource, Format, Limits, Movie, PixelLayout, RenderOptions, encode, render,
+};
+use lazycache_testkit::fixtures;
+
+fn movie(name: &str) -> Movie {
+    let source: Arc<dyn ByteSource> = Arc::new(FileSource::open(fixtures::path(name)).unwrap());
+    Movie::open(source, Limits::default()).unwrap()
+}
+
+fn decode(c: &mut Criterion) {
+    let prores = movie("prores_hq_1080p.mov");
+    let mut group = c.benchmark_group("decode");
+    group.sample_size(30);
+    group.bench_function("prores_hq_1080p_frame_to_rgb", |b| {
+        b.iter(|| {
+            let frame = prores.decode(black_box(40)).unwrap();
+            render(&frame, &RenderOptions::default(), PixelLayout::Rgb24, 2).unwrap()
+        })
+    });
+    group.bench_function("prores_hq_1080p_decode_only", |b| {
+        b.iter(|| prores.decode(black_box(40)).unwrap())
+    });
+    let long_gop = movie("h264_gop250_1080p.mp4");
+    group.sample_size(10);
+    group.bench_function("h264_1080p_frame_125_of_250_frame_gop_to_rgb", |b| {
+        b.iter(|| {
+            let frame = long_gop.decode(black_box(125)).unwrap();
+            render(&frame, &RenderOptions::default(), PixelLayout::Rgb24, 2).unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn encode_formats(c: &mut Criterion) {
+    let prores = movie("prores_hq_1080p.mov");
+    let frame = prores.decode(40).unwrap();
+    let mut group = c.benchmark_group("encode_1080p");
+    group.sample_size(20);
+    for format in [
+        Format::Jpeg,
+        Format::Png,
+        Format::Bmp,
+        Format::Webp,
+        Format::Rgba,
+        Format::Npy,
+    ] {
+        let image = render(&frame, &RenderOptions::default(), format.layout(), 2).unwrap();
+        group.bench_function(format.extension(), |b| {
+            b.iter(|| encode(black_box(&image), format, None).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decode, encode_formats);
+criterion_main!(benches);
