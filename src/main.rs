@@ -1,6 +1,7 @@
 //! lazycache: the binary (CLI, configuration, wiring of the library crates).
 
 mod cli;
+mod source;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -5,9 +5,13 @@ use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::procs::{ChildGuard, free_port, require_tool};
+use crate::procs::{ChildGuard, free_port, http_request, require_tool};
+
+/// Path of the sentinel requests that flush the access log; never a file.
+const SYNC_PREFIX: &str = "/__lazycache_log_sync/";
 
 /// A running nginx (single process, no daemon, everything in a temp dir); killed when dropped.
 pub struct Nginx {
@@ -66,15 +70,39 @@ impl Nginx {
         }
     }
 
-    /// Every request logged so far, oldest first.
+    /// Every request served so far, oldest first.
+    ///
+    /// nginx logs a request just after sending its last byte, so a client can hold a whole
+    /// response before its line is written. A sentinel request, served by the same single
+    /// event loop after it, is awaited first: once it is logged, so is everything before it.
     pub fn access_log(&self) -> Vec<AccessLogEntry> {
-        let text = std::fs::read_to_string(self.access_log_path()).unwrap_or_default();
-        text.lines().filter_map(parse_line).collect()
+        self.sync_log();
+        self.read_log()
+            .into_iter()
+            .filter(|entry| !entry.uri.starts_with(SYNC_PREFIX))
+            .collect()
     }
 
     /// Forgets the requests logged so far (nginx appends, so truncating is safe).
     pub fn clear_access_log(&self) {
+        self.sync_log();
         std::fs::write(self.access_log_path(), b"").expect("truncate access log");
+    }
+
+    fn sync_log(&self) {
+        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+        let uri = format!("{SYNC_PREFIX}{}", SEQUENCE.fetch_add(1, Ordering::Relaxed));
+        http_request(self.addr, "GET", &uri, None);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.read_log().iter().any(|entry| entry.uri == uri) {
+            assert!(Instant::now() < deadline, "nginx never logged {uri}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn read_log(&self) -> Vec<AccessLogEntry> {
+        let text = std::fs::read_to_string(self.access_log_path()).unwrap_or_default();
+        text.lines().filter_map(parse_line).collect()
     }
 
     fn access_log_path(&self) -> PathBuf {
