@@ -8,10 +8,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use object_store::aws::AmazonS3ConfigKey;
 use object_store::client::{HttpError, HttpErrorKind};
+use object_store::gcp::GoogleConfigKey;
 use object_store::path::{Path as ObjectPath, PathPart};
 use object_store::{
-    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore, RetryConfig,
+    BackoffConfig, ClientConfigKey, ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore,
+    RetryConfig,
 };
 use url::Url;
 
@@ -72,8 +75,10 @@ impl ObjectStoreOrigin {
                     .with_service_account_key(key.to_string())
                     .with_client_options(client_options(config).with_allow_http(true))
             }
-            _ => object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                .with_client_options(client_options(config)),
+            _ => client_timeouts(config).into_iter().fold(
+                object_store::gcp::GoogleCloudStorageBuilder::from_env(),
+                |builder, (key, value)| builder.with_config(GoogleConfigKey::Client(key), value),
+            ),
         };
         let store = builder
             .with_bucket_name(bucket)
@@ -86,9 +91,15 @@ impl ObjectStoreOrigin {
     /// `s3://BUCKET/PREFIX`, configured from the usual `AWS_*` variables.
     pub fn s3(url: &Url, config: &HttpConfig) -> OriginResult<Self> {
         let bucket = bucket_of(url, "s3")?;
-        let store = object_store::aws::AmazonS3Builder::from_env()
+        // Timeouts go in as config keys: replacing the client options would drop what the
+        // environment set (AWS_ALLOW_HTTP for a local endpoint, proxies).
+        let store = client_timeouts(config)
+            .into_iter()
+            .fold(
+                object_store::aws::AmazonS3Builder::from_env(),
+                |builder, (key, value)| builder.with_config(AmazonS3ConfigKey::Client(key), value),
+            )
             .with_bucket_name(bucket)
-            .with_client_options(client_options(config))
             .with_retry(retry_config(config))
             .build()
             .map_err(|e| OriginError::config(format!("{url}: {e}")))?;
@@ -133,6 +144,17 @@ fn display_url(url: &Url) -> String {
     } else {
         format!("{text}/")
     }
+}
+
+fn client_timeouts(config: &HttpConfig) -> [(ClientConfigKey, String); 2] {
+    let millis = |d: std::time::Duration| format!("{}ms", d.as_millis());
+    [
+        (
+            ClientConfigKey::ConnectTimeout,
+            millis(config.connect_timeout),
+        ),
+        (ClientConfigKey::Timeout, millis(config.request_timeout)),
+    ]
 }
 
 fn client_options(config: &HttpConfig) -> ClientOptions {
@@ -188,7 +210,11 @@ impl Origin for ObjectStoreOrigin {
     }
 
     async fn list(&self, dir: &RelPath) -> OriginResult<Listing> {
-        let what = format!("{}/", self.what(dir));
+        let what = if dir.is_root() {
+            self.label.clone()
+        } else {
+            format!("{}/", self.what(dir))
+        };
         let key = self.key_of(dir)?;
         let prefix = (!key.as_ref().is_empty()).then_some(&key);
         let result = self

@@ -444,3 +444,23 @@ async fn a_huge_listing_page_is_refused() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn servers_refusing_head_are_statted_with_a_one_byte_range() {
+    bounded(async {
+        let body = patterned(70_000);
+        let server = TestOrigin::start(move |request| match request.method.as_str() {
+            "HEAD" => Reply::response("405 Method Not Allowed", &[], b""),
+            _ => well_behaved(request, &body, "\"v1\""),
+        })
+        .await;
+        let file = open(&server).await.unwrap();
+        assert_eq!(file.size(), 70_000);
+        assert_eq!(file.meta().etag.as_deref(), Some("\"v1\""));
+        assert_eq!(
+            &file.read(69_990..70_000).await.unwrap()[..],
+            &patterned(70_000)[69_990..]
+        );
+    })
+    .await;
+}

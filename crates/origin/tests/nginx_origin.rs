@@ -408,3 +408,37 @@ async fn requests_never_leave_the_mirror() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn overlay_copies_are_served_without_asking_the_origin() {
+    let site = Site::start();
+    bounded(async {
+        let overlay = tempfile::tempdir().unwrap();
+        std::fs::write(overlay.path().join("a b & c.mov"), b"local copy").unwrap();
+        let config = OriginConfig {
+            file_overlay: Some(overlay.path().to_path_buf()),
+            file_overlay_flatten: true,
+            ..OriginConfig::default()
+        };
+        let spec: MirrorSpec = format!("{}/", site.nginx.url).parse().unwrap();
+        let mirror = Mirror::open(spec, &config, cache()).unwrap();
+        site.nginx.clear_access_log();
+        let file = mirror
+            .open_file(&RelPath::parse("movies/a b & c.mov").unwrap())
+            .await
+            .unwrap();
+        assert!(file.meta().from_overlay);
+        assert_eq!(&file.read_at(0, 100).await.unwrap()[..], b"local copy");
+        assert!(
+            site.nginx.access_log().is_empty(),
+            "the overlay copy took precedence"
+        );
+        let other = mirror
+            .open_file(&RelPath::parse("movies/100%.mov").unwrap())
+            .await
+            .unwrap();
+        assert!(!other.meta().from_overlay);
+        assert_eq!(&other.read_at(0, 100).await.unwrap()[..], b"100%.mov");
+    })
+    .await;
+}

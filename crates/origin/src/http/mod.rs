@@ -137,7 +137,7 @@ impl Origin for HttpOrigin {
 
     async fn list(&self, dir: &RelPath) -> OriginResult<Listing> {
         let url = self.url_of(dir, true);
-        let what = format!("{}{dir}/", redacted(&self.base));
+        let what = redacted(&url);
         let response =
             send_with_retry(&self.config, &what, || self.client.get(url.clone())).await?;
         if response.status() != StatusCode::OK {
@@ -231,8 +231,10 @@ impl Origin for HttpOrigin {
         }
     }
 
+    /// `None` for a mirror reached with credentials: clients must not be sent them.
     fn public_url(&self, path: &RelPath) -> Option<Url> {
-        Some(self.url_of(path, false))
+        let has_credentials = !self.base.username().is_empty() || self.base.password().is_some();
+        (!has_credentials).then(|| self.url_of(path, false))
     }
 }
 
@@ -277,5 +279,10 @@ mod tests {
         let url = Url::parse("https://user:secret@h.example/files/").unwrap();
         let origin = HttpOrigin::new(&url, HttpConfig::default()).unwrap();
         assert!(!origin.describe().contains("secret"));
+        assert!(
+            origin
+                .public_url(&RelPath::parse("a.mov").unwrap())
+                .is_none()
+        );
     }
 }
