@@ -20,7 +20,7 @@ use crate::metrics::CacheMetrics;
 use crate::object_tier::ObjectStoreTier;
 use crate::single_flight::{Failure, Flights, Outcome};
 use crate::tier::{Tier, TierKind};
-use crate::value::{CachedValue, Lookup, Origin};
+use crate::value::{CachedValue, Lookup, ServedFrom};
 use crate::write_behind::WriteBehind;
 
 /// The three-tier cache. Cloning is cheap and shares everything.
@@ -203,7 +203,7 @@ impl TieredCache {
                 memory_metrics.read_bytes.inc_by(value.len() as u64);
                 Some(Lookup {
                     value,
-                    origin: Origin::Memory,
+                    served_from: ServedFrom::Memory,
                 })
             }
             None => {
@@ -234,7 +234,7 @@ impl Inner {
                 self.store_computed(&key, value.clone()).await;
                 Ok(Lookup {
                     value,
-                    origin: Origin::Computed,
+                    served_from: ServedFrom::Computed,
                 })
             }
             Err(failure) => {
@@ -250,7 +250,7 @@ impl Inner {
         if let Some(value) = self.memory.lookup(key).await {
             return Some(Lookup {
                 value,
-                origin: Origin::Memory,
+                served_from: ServedFrom::Memory,
             });
         }
         if let Some(disk) = &self.disk
@@ -259,7 +259,7 @@ impl Inner {
             self.memory.insert(key.clone(), value.clone()).await;
             return Some(Lookup {
                 value,
-                origin: Origin::Disk,
+                served_from: ServedFrom::Disk,
             });
         }
         if let Some(object_store) = &self.object_store
@@ -271,7 +271,7 @@ impl Inner {
             }
             return Some(Lookup {
                 value,
-                origin: Origin::ObjectStore,
+                served_from: ServedFrom::ObjectStore,
             });
         }
         None

@@ -32,4 +32,4 @@ pub use memory::MemoryTier;
 pub use metrics::{CacheMetrics, TierMetrics};
 pub use object_tier::{ObjectStoreOptions, ObjectStoreTier};
 pub use tier::{Tier, TierKind};
-pub use value::{CachedValue, Lookup, Origin};
+pub use value::{CachedValue, Lookup, ServedFrom};

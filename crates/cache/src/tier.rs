@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::error::TierError;
 use crate::key::CacheKey;
-use crate::value::{CachedValue, Origin};
+use crate::value::{CachedValue, ServedFrom};
 
 /// Which tier: memory, disk or object store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,12 +33,12 @@ impl TierKind {
         }
     }
 
-    /// What a hit in this tier reports as its origin.
-    pub fn origin(self) -> Origin {
+    /// What a hit in this tier reports as the place it was served from.
+    pub fn served_from(self) -> ServedFrom {
         match self {
-            TierKind::Memory => Origin::Memory,
-            TierKind::Disk => Origin::Disk,
-            TierKind::ObjectStore => Origin::ObjectStore,
+            TierKind::Memory => ServedFrom::Memory,
+            TierKind::Disk => ServedFrom::Disk,
+            TierKind::ObjectStore => ServedFrom::ObjectStore,
         }
     }
 }

@@ -38,9 +38,9 @@ impl CachedValue {
     }
 }
 
-/// Where the bytes of a lookup came from; [`Origin::as_str`] is the `X-Lazycache-Cache` value.
+/// Where the bytes of a lookup came from; [`ServedFrom::as_str`] is the `X-Lazycache-Cache` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Origin {
+pub enum ServedFrom {
     Memory,
     Disk,
     ObjectStore,
@@ -48,19 +48,19 @@ pub enum Origin {
     Computed,
 }
 
-impl Origin {
+impl ServedFrom {
     /// `memory`, `disk`, `object-store` or `miss`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Origin::Memory => "memory",
-            Origin::Disk => "disk",
-            Origin::ObjectStore => "object-store",
-            Origin::Computed => "miss",
+            ServedFrom::Memory => "memory",
+            ServedFrom::Disk => "disk",
+            ServedFrom::ObjectStore => "object-store",
+            ServedFrom::Computed => "miss",
         }
     }
 }
 
-impl fmt::Display for Origin {
+impl fmt::Display for ServedFrom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -70,5 +70,5 @@ impl fmt::Display for Origin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lookup {
     pub value: CachedValue,
-    pub origin: Origin,
+    pub served_from: ServedFrom,
 }

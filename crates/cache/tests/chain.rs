@@ -12,7 +12,7 @@ use common::{
     bounded, eventually, fake_gcs, file_store_options, frame_key, gcs_options, memory_only,
     metadata_key, no_compute, open, value, with_disk, with_object_store,
 };
-use lazycache_cache::{CachedValue, DiskTier, LoadError, Origin, Tier, TierKind, TieredCache};
+use lazycache_cache::{CachedValue, DiskTier, LoadError, ServedFrom, Tier, TierKind, TieredCache};
 use lazycache_testkit::fake_gcs::FakeGcs;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -29,13 +29,13 @@ async fn computed_value_is_in_memory_before_the_call_returns() {
     let computed = bounded(cache.get_or_compute(&frame_key(1), || compute_ok(1)))
         .await
         .unwrap();
-    assert_eq!(computed.origin, Origin::Computed);
-    assert_eq!(computed.origin.as_str(), "miss");
+    assert_eq!(computed.served_from, ServedFrom::Computed);
+    assert_eq!(computed.served_from.as_str(), "miss");
     assert_eq!(computed.value, value(1, 4_000));
     let again = bounded(cache.get_or_compute(&frame_key(1), no_compute))
         .await
         .unwrap();
-    assert_eq!(again.origin, Origin::Memory);
+    assert_eq!(again.served_from, ServedFrom::Memory);
     assert_eq!(again.value, computed.value);
     assert_eq!(cache.metrics().computations.get(), 1);
     assert_eq!(cache.metrics().memory.hits.get(), 1);
@@ -77,7 +77,7 @@ async fn hits_are_promoted_into_the_tiers_above() {
     let computed = bounded(first.get_or_compute(&frame_key(7), || compute_ok(7)))
         .await
         .unwrap();
-    assert_eq!(computed.origin, Origin::Computed);
+    assert_eq!(computed.served_from, ServedFrom::Computed);
     assert!(bounded(first.flush(Duration::from_secs(10))).await);
     assert_eq!(first.metrics().disk.written_bytes.get(), 4_000);
     assert_eq!(first.metrics().object_store.written_bytes.get(), 4_000);
@@ -91,12 +91,12 @@ async fn hits_are_promoted_into_the_tiers_above() {
     let found = bounded(second.get_or_compute(&frame_key(7), no_compute))
         .await
         .unwrap();
-    assert_eq!(found.origin, Origin::ObjectStore);
+    assert_eq!(found.served_from, ServedFrom::ObjectStore);
     assert_eq!(found.value, computed.value);
     let found = bounded(second.get_or_compute(&frame_key(7), no_compute))
         .await
         .unwrap();
-    assert_eq!(found.origin, Origin::Memory);
+    assert_eq!(found.served_from, ServedFrom::Memory);
     assert!(bounded(second.flush(Duration::from_secs(10))).await);
     drop(second);
 
@@ -107,10 +107,10 @@ async fn hits_are_promoted_into_the_tiers_above() {
     let found = bounded(third.get_or_compute(&frame_key(7), no_compute))
         .await
         .unwrap();
-    assert_eq!(found.origin, Origin::Disk);
+    assert_eq!(found.served_from, ServedFrom::Disk);
     assert_eq!(found.value, computed.value);
     let found = bounded(third.get(&frame_key(7))).await.unwrap();
-    assert_eq!(found.origin, Origin::Memory);
+    assert_eq!(found.served_from, ServedFrom::Memory);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +142,7 @@ async fn fresh_instance_reads_metadata_from_the_shared_gcs_bucket() {
     let found = bounded(fresh.get_or_compute(&metadata_key("m.mov"), no_compute))
         .await
         .unwrap();
-    assert_eq!(found.origin, Origin::ObjectStore);
+    assert_eq!(found.served_from, ServedFrom::ObjectStore);
     assert_eq!(found.value, metadata);
     assert_eq!(fresh.metrics().object_store.hits.get(), 1);
     assert_eq!(fresh.metrics().computations.get(), 0);
@@ -214,7 +214,7 @@ async fn hundred_concurrent_misses_compute_once() {
     for caller in callers {
         let lookup = bounded(caller).await.unwrap().unwrap();
         assert_eq!(lookup.value, value(5, 1_000));
-        assert_eq!(lookup.origin, Origin::Computed);
+        assert_eq!(lookup.served_from, ServedFrom::Computed);
     }
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert_eq!(cache.metrics().computations.get(), 1);
@@ -249,7 +249,11 @@ async fn failure_reaches_every_waiter_and_the_next_call_recomputes() {
     let next = bounded(cache.get_or_compute(&frame_key(9), || compute_ok(9)))
         .await
         .unwrap();
-    assert_eq!(next.origin, Origin::Computed, "the error was not cached");
+    assert_eq!(
+        next.served_from,
+        ServedFrom::Computed,
+        "the error was not cached"
+    );
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert_eq!(cache.metrics().computations.get(), 2);
 }
@@ -276,7 +280,7 @@ async fn a_caller_that_goes_away_does_not_cancel_the_computation() {
     })
     .await;
     let found = bounded(cache.get(&frame_key(11))).await.unwrap();
-    assert_eq!(found.origin, Origin::Memory);
+    assert_eq!(found.served_from, ServedFrom::Memory);
     assert_eq!(found.value, value(11, 1_000));
 }
 
@@ -293,7 +297,7 @@ async fn computation_is_cut_off_at_the_time_cap() {
     let next = bounded(cache.get_or_compute(&frame_key(13), || compute_ok(13)))
         .await
         .unwrap();
-    assert_eq!(next.origin, Origin::Computed);
+    assert_eq!(next.served_from, ServedFrom::Computed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,7 +314,7 @@ async fn panicking_computation_is_an_error_not_a_hang() {
     let next = bounded(cache.get_or_compute(&frame_key(14), || compute_ok(14)))
         .await
         .unwrap();
-    assert_eq!(next.origin, Origin::Computed);
+    assert_eq!(next.served_from, ServedFrom::Computed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,11 +341,11 @@ async fn stopped_object_store_never_fails_or_stalls_a_get() {
     let hit = bounded(cache.get_or_compute(&frame_key(0), no_compute))
         .await
         .unwrap();
-    assert_eq!(hit.origin, Origin::Memory);
+    assert_eq!(hit.served_from, ServedFrom::Memory);
     let computed = bounded(cache.get_or_compute(&frame_key(50), || compute_ok(50)))
         .await
         .unwrap();
-    assert_eq!(computed.origin, Origin::Computed);
+    assert_eq!(computed.served_from, ServedFrom::Computed);
     assert!(bounded(cache.flush(Duration::from_secs(10))).await);
     assert!(!cache.tier_available(TierKind::ObjectStore));
     assert!(cache.metrics().object_store.errors.get() >= 1);
@@ -355,13 +359,13 @@ async fn stopped_object_store_never_fails_or_stalls_a_get() {
         let found = bounded(restarted.get_or_compute(&frame_key(n), no_compute))
             .await
             .unwrap();
-        assert_eq!(found.origin, Origin::Disk);
+        assert_eq!(found.served_from, ServedFrom::Disk);
         assert_eq!(found.value, value(n, 4_000));
     }
     let computed = bounded(restarted.get_or_compute(&frame_key(60), || compute_ok(60)))
         .await
         .unwrap();
-    assert_eq!(computed.origin, Origin::Computed);
+    assert_eq!(computed.served_from, ServedFrom::Computed);
     assert!(bounded(restarted.flush(Duration::from_secs(10))).await);
 }
 
@@ -414,8 +418,8 @@ async fn unusable_cache_dir_disables_the_disk_tier_until_it_is_fixed() {
         .await
         .unwrap();
     assert_eq!(
-        computed.origin,
-        Origin::Computed,
+        computed.served_from,
+        ServedFrom::Computed,
         "the cache works without its disk"
     );
 
@@ -467,7 +471,11 @@ async fn full_write_behind_queue_drops_writes_and_flush_still_finishes() {
     assert!(metrics.errors.get() >= 1);
     for n in 0..6 {
         let found = bounded(cache.get(&frame_key(n))).await.unwrap();
-        assert_eq!(found.origin, Origin::Memory, "memory kept every value");
+        assert_eq!(
+            found.served_from,
+            ServedFrom::Memory,
+            "memory kept every value"
+        );
     }
 }
 

@@ -276,6 +276,34 @@ async fn entry_larger_than_the_bound_is_not_stored() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emptied_cache_dir_is_rebuilt_on_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = DiskTier::new(dir.path(), 1 << 20, metrics());
+    bounded(tier.put(&frame_key(1), &value(1, 500)))
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(dir.path().join("entries")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("tmp")).unwrap();
+
+    assert_eq!(bounded(tier.get(&frame_key(1))).await.unwrap(), None);
+    bounded(tier.put(&frame_key(2), &value(2, 700)))
+        .await
+        .unwrap();
+    assert_eq!(
+        bounded(tier.get(&frame_key(2))).await.unwrap(),
+        Some(value(2, 700))
+    );
+    assert_eq!(
+        tier.stored_bytes(),
+        Some(
+            std::fs::metadata(entry_path(dir.path(), &frame_key(2)))
+                .unwrap()
+                .len()
+        )
+    );
+}
+
 /// Where the child writer puts its entries; set only in the child process.
 const CHILD_DIR_ENV: &str = "LAZYCACHE_CACHE_TEST_CHILD_DIR";
 const CHILD_ROUND_ENV: &str = "LAZYCACHE_CACHE_TEST_CHILD_ROUND";

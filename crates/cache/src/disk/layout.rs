@@ -133,7 +133,8 @@ impl Layout {
         value: &CachedValue,
     ) -> Result<PathBuf, TierError> {
         let temp = self.temp_path(&digest.to_hex());
-        let result = File::create_new(&temp).and_then(|mut file| {
+        let result = recreating_folder(&self.tmp, || {
+            let mut file = File::create_new(&temp)?;
             file.write_all(&envelope::encode_header(canonical_key, value))?;
             file.write_all(value.bytes())?;
             file.sync_data()
@@ -150,7 +151,8 @@ impl Layout {
     /// Atomically replaces the entry with the finished temp file.
     pub(super) fn publish(&self, temp: &Path, digest: &KeyDigest) -> Result<(), TierError> {
         let target = self.entry_path(digest);
-        fs::rename(temp, &target).map_err(|e| {
+        let shard = target.parent().unwrap_or(&self.entries);
+        recreating_folder(shard, || fs::rename(temp, &target)).map_err(|e| {
             let _ = fs::remove_file(temp);
             TierError::io("rename", &target, e)
         })
@@ -180,5 +182,20 @@ impl Layout {
         let serial = self.temp_counter.fetch_add(1, Ordering::Relaxed);
         self.tmp
             .join(format!("{stem}.{}.{serial}.tmp", std::process::id()))
+    }
+}
+
+/// Runs `operation`; if it fails because `folder` is gone (someone emptied the cache directory
+/// while the server ran), recreates the folder and tries once more.
+fn recreating_folder(
+    folder: &Path,
+    mut operation: impl FnMut() -> io::Result<()>,
+) -> io::Result<()> {
+    match operation() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !folder.is_dir() => {
+            fs::create_dir_all(folder)?;
+            operation()
+        }
+        result => result,
     }
 }
