@@ -3,11 +3,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use lazycache_decode::{ByteSource, Crop, Fit, Format, Limits, Movie, RenderOptions};
+use lazycache_decode::{Crop, Fit, Format, Limits, Movie, RenderOptions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -83,21 +82,24 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn open_movie(location: &str) -> Result<Movie> {
-    let source = open_source(location)?;
+/// Opens a movie from a local path or an http(s)/file/gs/s3 URL. Origin I/O runs on a small
+/// runtime; decoding stays on this (non-runtime) thread, where the source may block on it.
+fn open_movie(location: &str, runtime: &tokio::runtime::Runtime) -> Result<Movie> {
+    let source = crate::source::open_source(location, runtime.handle())?;
     Movie::open(source, Limits::default()).with_context(|| format!("cannot read {location}"))
 }
 
-/// Local paths and file:// URLs. (Remote origins arrive with the origin crate.)
-fn open_source(location: &str) -> Result<Arc<dyn ByteSource>> {
-    let path = location.strip_prefix("file://").unwrap_or(location);
-    let source = lazycache_decode::FileSource::open(path)
-        .with_context(|| format!("cannot open {location}"))?;
-    Ok(Arc::new(source))
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the I/O runtime")
 }
 
 fn probe(location: &str) -> Result<()> {
-    let movie = open_movie(location)?;
+    let runtime = runtime()?;
+    let movie = open_movie(location, &runtime)?;
     let mut json = serde_json::to_value(movie.metadata())?;
     if let Some(object) = json.as_object_mut() {
         object.insert("URL".into(), serde_json::Value::String(location.to_owned()));
@@ -117,7 +119,8 @@ fn frame(args: FrameArgs) -> Result<()> {
             .and_then(|e| e.to_str())
     };
     let format = Format::from_extension(extension)?;
-    let movie = open_movie(&args.source)?;
+    let runtime = runtime()?;
+    let movie = open_movie(&args.source, &runtime)?;
     let options = RenderOptions {
         width: args.width,
         height: args.height,

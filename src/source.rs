@@ -1,8 +1,6 @@
 //! The decoder's bytes from any origin: a local path or an `http(s)://`, `file://`, `gs://` or
 //! `s3://` URL, read through lazycache-origin's range cache behind the blocking
 //! [`ByteSource`] trait.
-// The CLI's `open_source` (src/cli.rs) switches to this module's; until then it is unused.
-#![allow(dead_code)]
 
 use std::sync::Arc;
 

@@ -182,3 +182,47 @@ fn bad_input_exits_non_zero_with_one_clear_line() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn probe_and_frame_read_http_urls_through_nginx() {
+    let nginx = lazycache_testkit::nginx::Nginx::serve(&fixtures::dir());
+    let url = format!(
+        "{}/h264_longgop_moov_end.mp4",
+        nginx.url.trim_end_matches('/')
+    );
+    let out = lazycache(&["probe", &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["NumFrames"], 150);
+    let dir = tempfile::tempdir().unwrap();
+    let (remote, local) = (dir.path().join("remote.png"), dir.path().join("local.png"));
+    assert!(
+        lazycache(&["frame", &url, "100", "-o", remote.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(
+        lazycache(&[
+            "frame",
+            &fixture("h264_longgop_moov_end.mp4"),
+            "100",
+            "-o",
+            local.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    assert_eq!(
+        std::fs::read(remote).unwrap(),
+        std::fs::read(local).unwrap()
+    );
+    let missing = lazycache(&[
+        "probe",
+        &format!("{}/no-such.mov", nginx.url.trim_end_matches('/')),
+    ]);
+    assert!(!missing.status.success());
+}
