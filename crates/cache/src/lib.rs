@@ -19,6 +19,7 @@ mod memory;
 mod metrics;
 mod object_tier;
 mod single_flight;
+mod store_client;
 mod tier;
 mod value;
 mod write_behind;

@@ -10,13 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use object_store::gcp::GoogleCloudStorageBuilder;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
-use object_store::{
-    Attribute, AttributeValue, Attributes, BackoffConfig, ClientOptions, ObjectStore, PutOptions,
-    PutPayload, RetryConfig,
-};
+use object_store::{Attribute, AttributeValue, Attributes, ObjectStore, PutOptions, PutPayload};
 use url::Url;
 
 use crate::envelope;
@@ -24,6 +19,7 @@ use crate::error::{CacheError, TierError};
 use crate::gcs_upload::GcsJsonUpload;
 use crate::key::CacheKey;
 use crate::metrics::TierMetrics;
+use crate::store_client;
 use crate::tier::{Tier, TierKind};
 use crate::value::CachedValue;
 
@@ -86,42 +82,17 @@ impl ObjectStoreTier {
             reason,
         };
         let url = Url::parse(&options.url).map_err(|e| invalid(e.to_string()))?;
-        let timeout = options.operation_timeout;
+        let store = store_client::build(&url, options).map_err(invalid)?;
         let prefix_text = match url.scheme() {
             "file" => url.path(),
             _ => url.path().trim_start_matches('/'),
         };
         let prefix = StorePath::from_url_path(prefix_text).map_err(|e| invalid(e.to_string()))?;
-        let (store, layout): (Arc<dyn ObjectStore>, ObjectLayout) = match url.scheme() {
-            "gs" => (
-                Arc::new(
-                    gcs_builder(&url, options)
-                        .build()
-                        .map_err(|e| invalid(e.to_string()))?,
-                ),
-                ObjectLayout::Attributes,
-            ),
-            "s3" => (
-                Arc::new(
-                    object_store::aws::AmazonS3Builder::from_env()
-                        .with_url(url.as_str())
-                        .with_client_options(client_options(timeout))
-                        .with_retry(retry_config(timeout))
-                        .build()
-                        .map_err(|e| invalid(e.to_string()))?,
-                ),
-                ObjectLayout::Attributes,
-            ),
-            "file" => (Arc::new(LocalFileSystem::new()), ObjectLayout::Envelope),
-            other => {
-                return Err(invalid(format!(
-                    "unsupported scheme `{other}` (use gs://, s3:// or file://)"
-                )));
-            }
+        let layout = match url.scheme() {
+            "file" => ObjectLayout::Envelope,
+            _ => ObjectLayout::Attributes,
         };
-        if url.host_str().is_none_or(str::is_empty) && url.scheme() != "file" {
-            return Err(invalid("no bucket name".into()));
-        }
+        let timeout = options.operation_timeout;
         let emulator_upload = match (&options.gcs_emulator_host, url.scheme()) {
             (Some(emulator), "gs") => Some(
                 GcsJsonUpload::new(emulator, url.host_str().unwrap_or_default(), timeout)
@@ -274,50 +245,6 @@ impl Tier for ObjectStoreTier {
             Ok(()) | Err(TierError::ObjectStore(object_store::Error::NotFound { .. })) => Ok(()),
             Err(error) => Err(error),
         }
-    }
-}
-
-fn gcs_builder(url: &Url, options: &ObjectStoreOptions) -> GoogleCloudStorageBuilder {
-    let timeout = options.operation_timeout;
-    let builder = match &options.gcs_emulator_host {
-        // object_store's documented way to reach fake-gcs-server: a service-account key that
-        // names the base URL and turns OAuth off, so no credentials are looked for.
-        Some(host) => {
-            let key = serde_json::json!({
-                "gcs_base_url": host.trim_end_matches('/'),
-                "disable_oauth": true,
-                "client_email": "",
-                "private_key": "",
-                "private_key_id": "",
-            });
-            GoogleCloudStorageBuilder::new()
-                .with_bucket_name(url.host_str().unwrap_or_default())
-                .with_service_account_key(key.to_string())
-                .with_client_options(client_options(timeout).with_allow_http(true))
-        }
-        None => GoogleCloudStorageBuilder::from_env()
-            .with_url(url.as_str())
-            .with_client_options(client_options(timeout)),
-    };
-    builder.with_retry(retry_config(timeout))
-}
-
-fn client_options(timeout: Duration) -> ClientOptions {
-    ClientOptions::new()
-        .with_timeout(timeout)
-        .with_connect_timeout(timeout.min(Duration::from_secs(3)))
-}
-
-/// Few, quick retries inside the operation timeout: the tier is a cache, a miss is cheap.
-fn retry_config(timeout: Duration) -> RetryConfig {
-    RetryConfig {
-        backoff: BackoffConfig {
-            init_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_millis(500),
-            base: 2.0,
-        },
-        max_retries: 2,
-        retry_timeout: timeout,
     }
 }
 

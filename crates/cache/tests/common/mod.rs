@@ -138,20 +138,42 @@ pub async fn no_compute() -> Result<CachedValue, std::io::Error> {
 
 /// Log lines captured from the current thread (use a current-thread runtime so that the cache's
 /// tasks log on it too).
+///
+/// One global subscriber writes each event into the buffer of the thread that emitted it, if
+/// that thread is capturing. Per-thread subscribers (`set_default`) would not do: tracing caches
+/// per-callsite interest process-wide, so events of one test can go unseen by another's.
 #[derive(Clone, Default)]
 pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
+/// Ends a capture when dropped.
+pub struct CaptureGuard;
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<CapturedLogs>> = const { std::cell::RefCell::new(None) };
+}
+
 impl CapturedLogs {
-    /// Starts capturing; capture ends when the returned guard is dropped.
-    pub fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+    /// Starts capturing this thread's events at INFO and above.
+    pub fn start() -> (Self, CaptureGuard) {
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| {
+                    CAPTURE
+                        .with(|capture| capture.borrow().clone())
+                        .map_or_else(
+                            || Box::new(std::io::sink()) as Box<dyn std::io::Write>,
+                            |logs| Box::new(logs) as Box<dyn std::io::Write>,
+                        )
+                })
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).unwrap();
+        });
         let logs = Self::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
+        CAPTURE.with(|capture| *capture.borrow_mut() = Some(logs.clone()));
+        (logs, CaptureGuard)
     }
 
     pub fn lines_containing(&self, needle: &str) -> Vec<String> {
@@ -160,6 +182,12 @@ impl CapturedLogs {
             .filter(|line| line.contains(needle))
             .map(str::to_owned)
             .collect()
+    }
+}
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|capture| *capture.borrow_mut() = None);
     }
 }
 
