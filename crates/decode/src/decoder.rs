@@ -35,6 +35,17 @@ impl DecodedFrame {
     }
 }
 
+/// One frame request: the target sample (decode order) and its pts, under the caps.
+#[derive(Clone, Copy)]
+struct Attempt<'a> {
+    source: &'a Arc<dyn ByteSource>,
+    index: &'a MovieIndex,
+    target: usize,
+    target_pts: i64,
+    limits: &'a Limits,
+    deadline: Instant,
+}
+
 /// Decodes the frame whose presentation-order position is `order_pos` (0-based).
 pub fn decode_frame(
     source: &Arc<dyn ByteSource>,
@@ -59,10 +70,18 @@ pub fn decode_frame(
                 limits.max_decode_packets
             )));
         }
+        let attempt = Attempt {
+            source,
+            index,
+            target,
+            target_pts,
+            limits,
+            deadline,
+        };
         let found = if index.direct_reads {
-            decode_direct(source, index, start, target, target_pts, limits, deadline)?
+            decode_direct(&attempt, start)?
         } else {
-            decode_demuxed(source, index, start, target, target_pts, limits, deadline)?
+            decode_demuxed(&attempt, start)?
         };
         if let Some(frame) = found {
             return Ok(DecodedFrame { frame });
@@ -200,15 +219,15 @@ fn packet_for(sample: &Sample, data: &[u8]) -> ffmpeg_next::Packet {
 }
 
 /// MOV/MP4: read samples `start..=target` by byte range (merging neighbours) and decode them.
-fn decode_direct(
-    source: &Arc<dyn ByteSource>,
-    index: &MovieIndex,
-    start: usize,
-    target: usize,
-    target_pts: i64,
-    limits: &Limits,
-    deadline: Instant,
-) -> Result<Option<frame::Video>> {
+fn decode_direct(attempt: &Attempt<'_>, start: usize) -> Result<Option<frame::Video>> {
+    let Attempt {
+        source,
+        index,
+        target,
+        target_pts,
+        limits,
+        deadline,
+    } = *attempt;
     let mut catcher = make_catcher(index, target_pts, limits)?;
     let samples = &index.samples[start..=target];
     for span in read_spans(samples) {
@@ -265,15 +284,15 @@ fn read_spans(samples: &[Sample]) -> Vec<std::ops::Range<usize>> {
 
 /// Other containers: seek the demuxer to the start keyframe, then feed its packets through the
 /// target. Packets are matched to index samples by byte position (or dts when unknown).
-fn decode_demuxed(
-    source: &Arc<dyn ByteSource>,
-    index: &MovieIndex,
-    start: usize,
-    target: usize,
-    target_pts: i64,
-    limits: &Limits,
-    deadline: Instant,
-) -> Result<Option<frame::Video>> {
+fn decode_demuxed(attempt: &Attempt<'_>, start: usize) -> Result<Option<frame::Video>> {
+    let Attempt {
+        source,
+        index,
+        target,
+        target_pts,
+        limits,
+        deadline,
+    } = *attempt;
     let stream_index = index.stream_index;
     let mut demuxer = open_stream(source, index, limits)?;
     let ctx = demuxer.ctx();

@@ -126,6 +126,18 @@ struct Plan {
     offset: (u32, u32),
 }
 
+impl Plan {
+    /// The source rectangle scaled to exactly the canvas.
+    fn filling(src: Crop, size: (u32, u32)) -> Self {
+        Self {
+            src,
+            scaled: size,
+            canvas: size,
+            offset: (0, 0),
+        }
+    }
+}
+
 /// Checks a requested output size against the SPEC's bounds.
 pub fn check_output_size(width: Option<u32>, height: Option<u32>) -> Result<()> {
     for (name, v) in [("width", width), ("height", height)] {
@@ -166,37 +178,17 @@ fn plan(source: (u32, u32), options: &RenderOptions) -> Result<Plan> {
     let (sw, sh) = (f64::from(src.width), f64::from(src.height));
     let round = |v: f64| (v.round() as u32).max(1);
     let plan = match (options.width, options.height) {
-        (None, None) => Plan {
-            src,
-            scaled: (src.width, src.height),
-            canvas: (src.width, src.height),
-            offset: (0, 0),
-        },
+        (None, None) => Plan::filling(src, (src.width, src.height)),
         (Some(w), None) => {
             let h = round(f64::from(w) * sh / sw);
-            Plan {
-                src,
-                scaled: (w, h),
-                canvas: (w, h),
-                offset: (0, 0),
-            }
+            Plan::filling(src, (w, h))
         }
         (None, Some(h)) => {
             let w = round(f64::from(h) * sw / sh);
-            Plan {
-                src,
-                scaled: (w, h),
-                canvas: (w, h),
-                offset: (0, 0),
-            }
+            Plan::filling(src, (w, h))
         }
         (Some(w), Some(h)) => match options.fit {
-            Fit::Stretch => Plan {
-                src,
-                scaled: (w, h),
-                canvas: (w, h),
-                offset: (0, 0),
-            },
+            Fit::Stretch => Plan::filling(src, (w, h)),
             Fit::Contain => {
                 let scale = (f64::from(w) / sw).min(f64::from(h) / sh);
                 let scaled = (round(sw * scale).min(w), round(sh * scale).min(h));
