@@ -8,7 +8,7 @@
 
 mod cache;
 mod config;
-pub mod disk;
+mod disk;
 mod envelope;
 mod error;
 mod gate;
