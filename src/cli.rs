@@ -1,4 +1,4 @@
-//! The command line: `probe` and `frame` (and, with the HTTP service, `serve`).
+//! The command line: `serve` (also the default), `probe` and `frame`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,19 +8,28 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use lazycache_decode::{Crop, Fit, Format, Limits, Movie, RenderOptions};
 
+use crate::config::{ServeArgs, ServeConfig};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "lazycache",
     version,
     about = "Serves single frames of huge remote movies, reading only the bytes it needs"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// With no subcommand, the server runs with these options.
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the HTTP server (the default). Every option also reads LAZYCACHE_<NAME> and the
+    /// config file's <name> key; precedence: flag > environment > file > default.
+    Serve(ServeArgs),
     /// Print a movie's metadata as JSON (the HTTP metadata route's object).
     Probe {
         /// A local path or an http(s)/gs/s3/file URL.
@@ -55,8 +64,9 @@ struct FrameArgs {
 }
 
 pub fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    let serving = matches!(cli.command, None | Some(Command::Serve(_)));
+    init_logging(if serving { "info" } else { "warn" });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -66,20 +76,28 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Probe { source } => probe(&source),
-        Command::Frame(args) => frame(args),
+        None => serve(&cli.serve),
+        Some(Command::Serve(args)) => serve(&args),
+        Some(Command::Probe { source }) => probe(&source),
+        Some(Command::Frame(args)) => frame(args),
     }
+}
+
+fn serve(args: &ServeArgs) -> Result<()> {
+    let config = ServeConfig::resolve(args)?;
+    crate::serve::serve(config)
 }
 
 /// Opens a movie from a local path or an http(s)/file/gs/s3 URL. Origin I/O runs on a small

@@ -1,0 +1,194 @@
+//! Movies and frames through the cache: a movie's index is cached in the three tiers (so a fresh
+//! instance sharing the object store never re-reads it from the origin) and kept parsed in a
+//! small in-process table; frames are computed on blocking threads within the decode slots.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lazycache_cache::{CacheKey, CachedValue, FrameKey, MetadataKey, ServedFrom, SourceId};
+use lazycache_decode::{Format, Movie, MovieIndex, RenderOptions};
+use lazycache_origin::OriginFile;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Bump when the cached index bytes change form.
+const METADATA_REVISION: u32 = 1;
+/// Bump when the same frame request would now give other bytes.
+const FRAME_REVISION: u32 = 1;
+/// Parsed movies kept in memory.
+const PARSED_MOVIES: u64 = 256;
+const INDEX_CONTENT_TYPE: &str = "application/x-lazycache-movie-index";
+
+/// Parsed indexes by the canonical form of their metadata key.
+pub struct MovieTable {
+    parsed: moka::sync::Cache<String, Movie>,
+}
+
+impl MovieTable {
+    pub fn new() -> Self {
+        Self {
+            parsed: moka::sync::Cache::new(PARSED_MOVIES),
+        }
+    }
+}
+
+/// A movie ready for frames, and where its index came from.
+pub struct LoadedMovie {
+    pub movie: Movie,
+    pub served_from: ServedFrom,
+    pub elapsed: Duration,
+}
+
+/// Time spent decoding and encoding a frame this request computed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrameTimings {
+    /// Reading (or finding) the movie's index inside the computation.
+    pub index: Duration,
+    pub decode: Duration,
+    pub encode: Duration,
+}
+
+/// What a frame request asks for, with the frame number resolved.
+#[derive(Debug, Clone)]
+pub struct FrameSpec {
+    pub frame: u64,
+    pub format: Format,
+    pub options: RenderOptions,
+    pub quality: Option<u8>,
+}
+
+pub fn source_id(mirror: &str, file: &OriginFile) -> SourceId {
+    SourceId {
+        mirror: mirror.to_owned(),
+        path: file.path().to_string(),
+        validator: file.validator().to_owned(),
+    }
+}
+
+/// The movie `file` is, from its cached index or (once, shared) from the origin.
+pub async fn load_movie(
+    state: &AppState,
+    source: SourceId,
+    file: OriginFile,
+) -> Result<LoadedMovie, ApiError> {
+    let started = Instant::now();
+    let key = CacheKey::Metadata(MetadataKey {
+        source,
+        revision: METADATA_REVISION,
+    });
+    let table_key = key.canonical();
+    let inner = &state.inner;
+    if let Some(movie) = inner.movies.parsed.get(&table_key) {
+        return Ok(LoadedMovie {
+            movie,
+            served_from: ServedFrom::Memory,
+            elapsed: started.elapsed(),
+        });
+    }
+    let byte_source = (inner.sources)(file);
+    let compute_source = Arc::clone(&byte_source);
+    let compute_state = state.clone();
+    let lookup = inner
+        .cache
+        .get_or_compute(&key, move || async move {
+            let _slot = decode_slot(&compute_state).await?;
+            let limits = compute_state.inner.limits.clone();
+            let timer = compute_state.inner.metrics.index_seconds.start_timer();
+            let movie = blocking(move || Movie::open(compute_source, limits)).await?;
+            timer.observe_duration();
+            let bytes = movie.index().to_bytes()?;
+            Ok::<_, ApiError>(CachedValue::new(INDEX_CONTENT_TYPE, bytes))
+        })
+        .await
+        .map_err(ApiError::from)?;
+    let index = MovieIndex::from_bytes(lookup.value.bytes())?;
+    let limits = inner.limits.clone();
+    let movie = Movie::with_index(byte_source, index, limits)?;
+    inner.movies.parsed.insert(table_key, movie.clone());
+    Ok(LoadedMovie {
+        movie,
+        served_from: lookup.served_from,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The cache key of one frame of one movie version.
+pub fn frame_key(source: SourceId, spec: &FrameSpec) -> CacheKey {
+    CacheKey::Frame(FrameKey {
+        source,
+        frame: spec.frame,
+        format: spec.format.extension().to_owned(),
+        width: spec.options.width,
+        height: spec.options.height,
+        fit: format!("{:?}", spec.options.fit).to_ascii_lowercase(),
+        crop: spec.options.crop.map(|c| lazycache_cache::CropRect {
+            x: c.x,
+            y: c.y,
+            width: c.width,
+            height: c.height,
+        }),
+        quality: spec.quality,
+        revision: FRAME_REVISION,
+    })
+}
+
+/// Decodes and encodes one frame in a decode slot, recording its timings into `timings`.
+pub async fn compute_frame(
+    state: AppState,
+    movie: Movie,
+    spec: FrameSpec,
+    timings: Arc<Mutex<FrameTimings>>,
+) -> Result<CachedValue, ApiError> {
+    movie.check_frame(spec.frame)?;
+    let _slot = decode_slot(&state).await?;
+    let metrics = state.inner.metrics.clone();
+    metrics.decodes_in_flight.inc();
+    let format = spec.format;
+    let encoded =
+        blocking(move || movie.frame(spec.frame, &spec.options, spec.format, spec.quality)).await;
+    metrics.decodes_in_flight.dec();
+    let encoded = encoded?;
+    metrics
+        .decode_seconds
+        .observe(encoded.decode_time.as_secs_f64());
+    metrics
+        .encode_seconds
+        .observe(encoded.encode_time.as_secs_f64());
+    if let Ok(mut slot) = timings.lock() {
+        slot.decode = encoded.decode_time;
+        slot.encode = encoded.encode_time;
+    }
+    Ok(CachedValue::new(format.content_type(), encoded.bytes))
+}
+
+/// One of `--max-concurrent-decodes` slots, waited for at most the queue timeout.
+async fn decode_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    let inner = &state.inner;
+    let slots = Arc::clone(&inner.decode_slots);
+    inner.metrics.decodes_waiting.inc();
+    let acquired =
+        tokio::time::timeout(inner.options.decode_queue_timeout, slots.acquire_owned()).await;
+    inner.metrics.decodes_waiting.dec();
+    match acquired {
+        Ok(Ok(permit)) => Ok(permit),
+        Ok(Err(_closed)) => Err(ApiError::ShuttingDown),
+        Err(_elapsed) => {
+            inner.metrics.decode_queue_rejections.inc();
+            Err(ApiError::DecodeQueueFull(
+                inner.options.max_concurrent_decodes,
+            ))
+        }
+    }
+}
+
+/// Runs FFmpeg work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> lazycache_decode::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(join) => Err(ApiError::Internal(format!("decode task failed: {join}"))),
+    }
+}

@@ -1,0 +1,90 @@
+//! The route table and the small routes: `/`, health, readiness, `/metrics`, `/info`.
+
+use actix_web::http::header;
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{HttpRequest, HttpResponse, guard, web};
+use serde_json::{Map, Value, json};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{info, metrics, request_log, v1};
+
+/// Mounts every route of SPEC §3 with its shared headers on an actix `App` or scope.
+///
+/// Call it inside `App::new().configure(...)`; wrap with [`default_headers`] and
+/// [`request_log`] through [`crate::routes::mount`].
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config: &mut web::ServiceConfig| {
+        let public = state.inner.options.public;
+        let mut headers = DefaultHeaders::new().add((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"));
+        if public {
+            headers = headers.add(("x-lazycache-public", "1"));
+        }
+        let read = || guard::Any(guard::Get()).or(guard::Head());
+        config.service(
+            web::scope("")
+                .app_data(web::Data::new(state))
+                .wrap(headers)
+                .wrap(from_fn(request_log::log_request))
+                .route("/", web::route().guard(read()).to(root))
+                .route("/_ah/health", web::route().guard(read()).to(health))
+                .route("/healthz", web::route().guard(read()).to(health))
+                .route("/readyz", web::route().guard(read()).to(ready))
+                .route("/metrics", web::route().guard(read()).to(metrics_text))
+                .route("/info", web::route().guard(read()).to(info_json))
+                .route("/v1/{tail:.*}", web::route().guard(read()).to(v1::handle))
+                .default_service(web::to(fallback)),
+        );
+    }
+}
+
+async fn root(state: web::Data<AppState>) -> HttpResponse {
+    let mut mirrors = Map::new();
+    for mirror in &state.inner.mirrors {
+        mirrors.insert(
+            mirror.url().to_string(),
+            json!({ "APIPath": { "V1": format!("/v1/{}", mirror.prefix()) } }),
+        );
+    }
+    HttpResponse::Ok().json(Value::Object(mirrors))
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    if state.is_ready() {
+        HttpResponse::Ok().content_type("text/plain").body("ok")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "1"))
+            .content_type("text/plain")
+            .body("not ready")
+    }
+}
+
+async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
+    let inner = &state.inner;
+    inner.metrics.observe_origin(inner.ranges.stats());
+    match metrics::render(&inner.registry) {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(text),
+        Err(error) => ApiError::Internal(error.to_string()).to_response("/metrics"),
+    }
+}
+
+async fn info_json(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(info::body(&state.inner.options))
+}
+
+async fn fallback(request: HttpRequest) -> HttpResponse {
+    let url = request.uri().path();
+    let method = request.method();
+    if method == actix_web::http::Method::GET || method == actix_web::http::Method::HEAD {
+        ApiError::NotFound("no such route".into()).to_response(url)
+    } else {
+        ApiError::MethodNotAllowed.to_response(url)
+    }
+}

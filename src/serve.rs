@@ -1,0 +1,143 @@
+//! `lazycache serve`: wires mirrors, the three-tier cache and the decoder's byte sources into
+//! the HTTP service, and runs it until SIGTERM/SIGINT: then `/readyz` turns 503, the listener
+//! closes, in-flight requests finish (≤ 30 s), write-behind is flushed, and the process exits 0.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer};
+use anyhow::{Context, Result};
+use lazycache_cache::{CacheConfig, TieredCache};
+use lazycache_decode::{ByteSource, Limits};
+use lazycache_http::{AppParts, AppState, HttpOptions, SourceFactory};
+use lazycache_origin::{
+    HttpConfig, Mirror, OriginConfig, OriginFile, RangeCache, RangeCacheConfig,
+};
+use prometheus::Registry;
+use tokio::runtime::Handle;
+
+use crate::config::ServeConfig;
+use crate::source::OriginSource;
+
+/// Longest wait for in-flight requests, then for pending cache writes, at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn serve(config: ServeConfig) -> Result<()> {
+    let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cpus.max(2))
+        .thread_name("lazycache-io")
+        .enable_all()
+        .build()
+        .context("cannot start the I/O runtime")?;
+    runtime.block_on(run(config, cpus))
+}
+
+async fn run(config: ServeConfig, cpus: usize) -> Result<()> {
+    let registry = Registry::new();
+    let ranges = RangeCache::new(RangeCacheConfig::default());
+    let origin_config = OriginConfig {
+        http: HttpConfig {
+            read_timeout: config.origin_timeout,
+            request_timeout: config.origin_timeout * 4,
+            ..HttpConfig::default()
+        },
+        listing_ttl: config.listing_ttl,
+        file_overlay: config.file_overlay.clone(),
+        file_overlay_flatten: config.file_overlay_flatten,
+    };
+    let mut mirrors = Vec::new();
+    for spec in &config.mirrors {
+        let mirror = Mirror::open(spec.clone(), &origin_config, ranges.clone()).map_err(|e| {
+            anyhow::anyhow!("invalid value {:?} for --mirror: {e}", spec.to_string())
+        })?;
+        mirrors.push(Arc::new(mirror));
+    }
+    if mirrors.is_empty() {
+        tracing::warn!("no --mirror given: only /, health and /metrics will answer");
+    }
+    let mut cache_config = CacheConfig::from_options(
+        config.memory_cache_size,
+        config.cache_dir.clone(),
+        config.disk_cache_size,
+        config.object_store.as_deref(),
+    );
+    cache_config.compute_timeout = config.request_timeout;
+    let cache = TieredCache::open(cache_config, &registry)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let io = Handle::current();
+    let source_runtime = io.clone();
+    let sources: SourceFactory = Arc::new(move |file: OriginFile| -> Arc<dyn ByteSource> {
+        Arc::new(OriginSource::new(file, source_runtime.clone()))
+    });
+    let options = HttpOptions {
+        allow_raw_output: config.allow_raw_output,
+        public: config.public,
+        api_keys: config.api_keys.clone(),
+        max_concurrent_decodes: config.max_concurrent_decodes,
+        decode_queue_timeout: config.decode_queue_timeout,
+        request_timeout: config.request_timeout,
+        movie_extensions: config.movie_extensions.clone(),
+        components: vec![("lazycache".into(), env!("CARGO_PKG_VERSION").into())],
+    };
+    let state = AppState::new(AppParts {
+        mirrors,
+        ranges,
+        cache: cache.clone(),
+        registry,
+        options,
+        limits: Limits::default(),
+        sources,
+        io,
+    })
+    .context("cannot register metrics")?;
+    let app_state = state.clone();
+    let server =
+        HttpServer::new(move || App::new().configure(lazycache_http::configure(app_state.clone())))
+            .workers(cpus.max(2))
+            .disable_signals()
+            .shutdown_timeout(DRAIN_TIMEOUT.as_secs())
+            .bind((config.bind, config.port))
+            .with_context(|| {
+                format!(
+                    "--port {}: cannot listen on {}:{}",
+                    config.port, config.bind, config.port
+                )
+            })?
+            .run();
+    let server_handle = server.handle();
+    let mut server = std::pin::pin!(server);
+    state.set_ready(true);
+    tracing::info!(bind = %config.bind, port = config.port, "lazycache is serving");
+    tokio::select! {
+        result = &mut server => return result.context("the HTTP server failed"),
+        signal = shutdown_signal() => tracing::info!(signal, "shutting down: draining requests"),
+    }
+    state.set_ready(false);
+    server_handle.stop(true).await;
+    server
+        .await
+        .context("the HTTP server failed while draining")?;
+    if !cache.flush(DRAIN_TIMEOUT).await {
+        tracing::warn!("some cache writes were still pending after {DRAIN_TIMEOUT:?}");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT; returns its name.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
