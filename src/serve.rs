@@ -115,10 +115,9 @@ async fn run(config: ServeConfig, cpus: usize) -> Result<()> {
         signal = shutdown_signal() => tracing::info!(signal, "shutting down: draining requests"),
     }
     state.set_ready(false);
-    server_handle.stop(true).await;
-    server
-        .await
-        .context("the HTTP server failed while draining")?;
+    // The server future must keep running for the stop command to be carried out.
+    let ((), drained) = tokio::join!(server_handle.stop(true), &mut server);
+    drained.context("the HTTP server failed while draining")?;
     if !cache.flush(DRAIN_TIMEOUT).await {
         tracing::warn!("some cache writes were still pending after {DRAIN_TIMEOUT:?}");
     }
