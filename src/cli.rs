@@ -29,7 +29,7 @@ struct Cli {
 enum Command {
     /// Run the HTTP server (the default). Every option also reads LAZYCACHE_<NAME> and the
     /// config file's <name> key; precedence: flag > environment > file > default.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a movie's metadata as JSON (the HTTP metadata route's object).
     Probe {
         /// A local path or an http(s)/gs/s3/file URL.

@@ -552,6 +552,10 @@ mod tests {
     #[test]
     fn a_bad_value_is_one_line_naming_its_source() {
         let (_file, args) = with_file("memory-cache-size = \"lots\"\n");
+        let quiet = ServeArgs {
+            config: Some(PathBuf::from("/dev/null")),
+            ..ServeArgs::default()
+        };
         let error = ServeConfig::resolve_with(&args, env(&[]))
             .unwrap_err()
             .to_string();
@@ -561,7 +565,7 @@ mod tests {
         );
         assert!(!error.contains('\n'));
         let error =
-            ServeConfig::resolve_with(&args, env(&[("LAZYCACHE_MAX_CONCURRENT_DECODES", "0")]))
+            ServeConfig::resolve_with(&quiet, env(&[("LAZYCACHE_MAX_CONCURRENT_DECODES", "0")]))
                 .unwrap_err()
                 .to_string();
         assert!(

@@ -202,7 +202,7 @@ fn every_route_answers_with_its_status_and_headers() {
             "/".to_owned(),
             "/healthz".to_owned(),
             "/metrics".to_owned(),
-            format!("{http}"),
+            http.clone(),
             format!("{http}{PRORES}"),
             format!("{http}{PRORES}/frame/11.jpg"),
         ] {
