@@ -101,15 +101,6 @@ mod tests {
             .unwrap()
     }
 
-    fn origin_bytes(nginx: &Nginx, uri: &str) -> (usize, u64) {
-        let gets: Vec<_> = nginx
-            .access_log()
-            .into_iter()
-            .filter(|e| e.method == "GET" && e.uri == uri)
-            .collect();
-        (gets.len(), gets.iter().map(|e| e.body_bytes_sent).sum())
-    }
-
     /// The decoder probing the moov-at-end ProRes fixture over HTTP reads well under 1% of it;
     /// then, with the index known, a cold frame reads at most 1.25 × its sample + 64 KiB.
     #[test]
@@ -127,7 +118,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(movie.metadata(), local.metadata());
-        let (requests, probed) = origin_bytes(&nginx, &uri);
+        let (requests, probed) = nginx.gets_of(&uri);
         eprintln!(
             "probe: {probed} of {} bytes in {requests} requests ({:.3}%)",
             source.len(),
@@ -142,7 +133,7 @@ mod tests {
             let decoded = movie.decode(frame).unwrap();
             assert_eq!((decoded.width(), decoded.height()), (1920, 1080));
             let sample = u64::from(movie.index().samples[frame as usize - 1].size);
-            let (requests, read) = origin_bytes(&nginx, &uri);
+            let (requests, read) = nginx.gets_of(&uri);
             let bound = sample + sample / 4 + (64 << 10);
             eprintln!(
                 "frame {frame}: sample {sample} bytes, {read} origin bytes in {requests} requests, bound {bound}"

@@ -592,16 +592,6 @@ print("ok")
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
 }
 
-/// GETs of `uri` in nginx's log, and the body bytes they sent.
-fn origin_gets(nginx: &Nginx, uri: &str) -> (usize, u64) {
-    let gets: Vec<_> = nginx
-        .access_log()
-        .into_iter()
-        .filter(|e| e.method == "GET" && e.uri == uri)
-        .collect();
-    (gets.len(), gets.iter().map(|e| e.body_bytes_sent).sum())
-}
-
 #[test]
 fn frames_come_from_memory_then_disk_then_the_shared_object_store() {
     let nginx = Nginx::serve(&fixtures_dir());
@@ -657,7 +647,7 @@ fn frames_come_from_memory_then_disk_then_the_shared_object_store() {
     let (tier, _) = tier_of(&fresh, &format!("{}{PRORES}", nginx_prefix(&nginx)));
     assert_eq!(tier, "object-store", "the index comes from the shared tier");
     assert_eq!(
-        origin_gets(&nginx, &movie_uri),
+        nginx.gets_of(&movie_uri),
         (0, 0),
         "no byte of the movie was read"
     );
@@ -668,7 +658,7 @@ fn frames_come_from_memory_then_disk_then_the_shared_object_store() {
         &format!("{}{PRORES}/frame/40.jpg", nginx_prefix(&nginx)),
     );
     assert_eq!(tier, "miss");
-    let (_, read) = origin_gets(&nginx, &movie_uri);
+    let (_, read) = nginx.gets_of(&movie_uri);
     let size = std::fs::metadata(fixtures_dir().join(PRORES))
         .unwrap()
         .len();
@@ -729,7 +719,7 @@ fn two_hundred_clients_of_one_cold_frame_share_one_decode_and_one_origin_read() 
             - metric(&before, "lazycache_decode_seconds_count");
         assert_eq!(decodes, 1.0, "one decode for 200 clients");
     });
-    let (requests, _) = origin_gets(&nginx, &format!("/{PRORES}"));
+    let (requests, _) = nginx.gets_of(&format!("/{PRORES}"));
     assert_eq!(
         requests,
         1,

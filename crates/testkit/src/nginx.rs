@@ -83,6 +83,16 @@ impl Nginx {
             .collect()
     }
 
+    /// GETs of `uri` logged so far, and the body bytes they sent.
+    pub fn gets_of(&self, uri: &str) -> (usize, u64) {
+        let gets: Vec<_> = self
+            .access_log()
+            .into_iter()
+            .filter(|e| e.method == "GET" && e.uri == uri)
+            .collect();
+        (gets.len(), gets.iter().map(|e| e.body_bytes_sent).sum())
+    }
+
     /// Forgets the requests logged so far (nginx appends, so truncating is safe).
     pub fn clear_access_log(&self) {
         self.sync_log();
