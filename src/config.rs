@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// Longest silence from an origin before it counts as timed out [default: 30s]
     #[arg(long, value_name = "DURATION")]
     pub origin_timeout: Option<String>,
+    /// After SIGTERM, how long /readyz says 503 while requests are still served, before the
+    /// listener closes (for load balancers that route by readiness) [default: 0s]
+    #[arg(long, value_name = "DURATION")]
+    pub shutdown_delay: Option<String>,
     /// File extensions served as movies (comma-separated) [default: mov,mp4,m4v,mkv,webm,avi,mxf,ts]
     #[arg(long, value_name = "EXTS")]
     pub movie_extensions: Option<String>,
@@ -101,6 +105,7 @@ pub struct ServeConfig {
     pub listing_ttl: Duration,
     pub request_timeout: Duration,
     pub origin_timeout: Duration,
+    pub shutdown_delay: Duration,
     pub movie_extensions: Vec<String>,
     pub api_keys: Vec<String>,
 }
@@ -123,6 +128,7 @@ const FILE_KEYS: &[&str] = &[
     "listing-ttl",
     "request-timeout",
     "origin-timeout",
+    "shutdown-delay",
     "movie-extensions",
     "api-key",
     "image-store",
@@ -447,6 +453,11 @@ impl ServeConfig {
             origin_timeout: parse_with(
                 layers.one("origin-timeout", a.origin_timeout.as_ref())?,
                 Duration::from_secs(30),
+                duration,
+            )?,
+            shutdown_delay: parse_with(
+                layers.one("shutdown-delay", a.shutdown_delay.as_ref())?,
+                Duration::ZERO,
                 duration,
             )?,
             movie_extensions: match layers.one("movie-extensions", a.movie_extensions.as_ref())? {

@@ -1,6 +1,9 @@
 //! `lazycache serve`: wires mirrors, the three-tier cache and the decoder's byte sources into
-//! the HTTP service, and runs it until SIGTERM/SIGINT: then `/readyz` turns 503, the listener
-//! closes, in-flight requests finish (≤ 30 s), write-behind is flushed, and the process exits 0.
+//! the HTTP service, and runs it until SIGTERM/SIGINT. The port is bound first and answers
+//! "starting" (503) while the caches open. At the signal `/readyz` turns 503 (and stays so for
+//! `--shutdown-delay` while requests are still served), then the listener closes, in-flight
+//! requests finish (≤ 30 s) while new `/v1` requests on open connections get 503, write-behind
+//! is flushed, and the process exits 0.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +39,65 @@ pub fn serve(config: ServeConfig) -> Result<()> {
 async fn run(config: ServeConfig, cpus: usize) -> Result<()> {
     let registry = Registry::new();
     let ranges = RangeCache::new(RangeCacheConfig::default());
+    let mirrors = open_mirrors(&config, &ranges)?;
+    let state = app_state(&config, mirrors, ranges, registry.clone())?;
+    let app_state = state.clone();
+    // Listening comes first, so that probes see "starting" (503 on /readyz) rather than a
+    // refused connection while the cache tiers open (disk rescan, object-store probe).
+    let server =
+        HttpServer::new(move || App::new().configure(lazycache_http::configure(app_state.clone())))
+            .workers(cpus.max(2))
+            .disable_signals()
+            .shutdown_timeout(DRAIN_TIMEOUT.as_secs())
+            .bind((config.bind, config.port))
+            .with_context(|| {
+                format!(
+                    "--port {}: cannot listen on {}:{}",
+                    config.port, config.bind, config.port
+                )
+            })?
+            .run();
+    let server_handle = server.handle();
+    let mut server = std::pin::pin!(server);
+    tracing::info!(bind = %config.bind, port = config.port, "listening; opening the caches");
+    let cache = tokio::select! {
+        result = &mut server => return result.context("the HTTP server failed"),
+        cache = open_cache(&config, &registry) => cache?,
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "stopped while starting");
+            let ((), stopped) = tokio::join!(server_handle.stop(true), &mut server);
+            return stopped.context("the HTTP server failed while stopping");
+        }
+    };
+    state.start_serving(cache);
+    tracing::info!("lazycache is serving");
+    tokio::select! {
+        result = &mut server => return result.context("the HTTP server failed"),
+        signal = shutdown_signal() => tracing::info!(signal, "shutting down: draining requests"),
+    }
+    state.begin_shutdown();
+    if !config.shutdown_delay.is_zero() {
+        tracing::info!(delay = ?config.shutdown_delay, "not ready; still serving until the delay ends");
+        tokio::select! {
+            result = &mut server => return result.context("the HTTP server failed"),
+            () = tokio::time::sleep(config.shutdown_delay) => {}
+            signal = shutdown_signal() => tracing::info!(signal, "second signal: draining now"),
+        }
+    }
+    state.begin_drain();
+    // The server future must keep running for the stop command to be carried out.
+    let ((), drained) = tokio::join!(server_handle.stop(true), &mut server);
+    drained.context("the HTTP server failed while draining")?;
+    if let Some(cache) = state.cache()
+        && !cache.flush(DRAIN_TIMEOUT).await
+    {
+        tracing::warn!("some cache writes were still pending after {DRAIN_TIMEOUT:?}");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn open_mirrors(config: &ServeConfig, ranges: &RangeCache) -> Result<Vec<Arc<Mirror>>> {
     let origin_config = OriginConfig {
         http: HttpConfig {
             read_timeout: config.origin_timeout,
@@ -56,6 +118,11 @@ async fn run(config: ServeConfig, cpus: usize) -> Result<()> {
     if mirrors.is_empty() {
         tracing::warn!("no --mirror given: only /, health and /metrics will answer");
     }
+    Ok(mirrors)
+}
+
+/// Opens the three cache tiers (the slow part of starting: disk rescan, object-store probe).
+async fn open_cache(config: &ServeConfig, registry: &Registry) -> Result<TieredCache> {
     let mut cache_config = CacheConfig::from_options(
         config.memory_cache_size,
         config.cache_dir.clone(),
@@ -63,9 +130,18 @@ async fn run(config: ServeConfig, cpus: usize) -> Result<()> {
         config.object_store.as_deref(),
     );
     cache_config.compute_timeout = config.request_timeout;
-    let cache = TieredCache::open(cache_config, &registry)
+    TieredCache::open(cache_config, registry)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// What the routes need, but the cache (handed over once open).
+fn app_state(
+    config: &ServeConfig,
+    mirrors: Vec<Arc<Mirror>>,
+    ranges: RangeCache,
+    registry: Registry,
+) -> Result<AppState> {
     let io = Handle::current();
     let source_runtime = io.clone();
     let sources: SourceFactory = Arc::new(move |file: OriginFile| -> Arc<dyn ByteSource> {
@@ -81,48 +157,16 @@ async fn run(config: ServeConfig, cpus: usize) -> Result<()> {
         movie_extensions: config.movie_extensions.clone(),
         components: vec![("lazycache".into(), env!("CARGO_PKG_VERSION").into())],
     };
-    let state = AppState::new(AppParts {
+    AppState::new(AppParts {
         mirrors,
         ranges,
-        cache: cache.clone(),
         registry,
         options,
         limits: Limits::default(),
         sources,
         io,
     })
-    .context("cannot register metrics")?;
-    let app_state = state.clone();
-    let server =
-        HttpServer::new(move || App::new().configure(lazycache_http::configure(app_state.clone())))
-            .workers(cpus.max(2))
-            .disable_signals()
-            .shutdown_timeout(DRAIN_TIMEOUT.as_secs())
-            .bind((config.bind, config.port))
-            .with_context(|| {
-                format!(
-                    "--port {}: cannot listen on {}:{}",
-                    config.port, config.bind, config.port
-                )
-            })?
-            .run();
-    let server_handle = server.handle();
-    let mut server = std::pin::pin!(server);
-    state.set_ready(true);
-    tracing::info!(bind = %config.bind, port = config.port, "lazycache is serving");
-    tokio::select! {
-        result = &mut server => return result.context("the HTTP server failed"),
-        signal = shutdown_signal() => tracing::info!(signal, "shutting down: draining requests"),
-    }
-    state.set_ready(false);
-    // The server future must keep running for the stop command to be carried out.
-    let ((), drained) = tokio::join!(server_handle.stop(true), &mut server);
-    drained.context("the HTTP server failed while draining")?;
-    if !cache.flush(DRAIN_TIMEOUT).await {
-        tracing::warn!("some cache writes were still pending after {DRAIN_TIMEOUT:?}");
-    }
-    tracing::info!("stopped");
-    Ok(())
+    .context("cannot register metrics")
 }
 
 /// Waits for SIGTERM or SIGINT; returns its name.

@@ -402,63 +402,6 @@ fn origins_that_fail_or_stall_get_502_and_504() {
 }
 
 #[test]
-fn a_full_decode_queue_answers_503_with_retry_after() {
-    let local = format!("local=file://{}/", fixtures_dir().display());
-    let server = Server::start(
-        &[
-            "--mirror",
-            &local,
-            "--cache-dir",
-            "",
-            "--max-concurrent-decodes",
-            "1",
-            "--decode-queue-timeout",
-            "1ms",
-        ],
-        &[],
-    );
-    let rt = runtime();
-    rt.block_on(async {
-        let c = client();
-        // The index first, so every request below is a decode.
-        let warm = c
-            .get(server.url(&format!("/v1/local/{PRORES}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(warm.status(), 200);
-        let requests = (1..=24).map(|n| {
-            let c = c.clone();
-            let url = server.url(&format!("/v1/local/{PRORES}/frame/{n}.png"));
-            async move { c.get(url).send().await.unwrap() }
-        });
-        let responses = futures::future::join_all(requests).await;
-        let busy: Vec<_> = responses.iter().filter(|r| r.status() == 503).collect();
-        assert!(!busy.is_empty(), "no request was turned away");
-        for response in &busy {
-            assert!(header(response, "retry-after").parse::<u32>().unwrap() > 0);
-        }
-        assert!(
-            responses
-                .iter()
-                .all(|r| r.status() == 200 || r.status() == 503)
-        );
-        let text = c
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert_eq!(
-            metric(&text, "lazycache_decode_queue_rejections_total"),
-            busy.len() as f64
-        );
-    });
-}
-
-#[test]
 fn api_keys_guard_v1_only_and_public_mode_marks_answers() {
     let local = format!("local=file://{}/", fixtures_dir().display());
     let server = Server::start(
@@ -549,6 +492,11 @@ fn bad_options_are_refused_in_one_line_naming_them() {
     assert!(stderr.contains("--image-store"), "{stderr}");
     let stderr = run(&[&["--mirror", "ftp://host/x/"][..], &config].concat(), &[]);
     assert!(stderr.contains("--mirror"), "{stderr}");
+    let stderr = run(&[&["--shutdown-delay", "soon"][..], &config].concat(), &[]);
+    assert!(
+        stderr.contains("--shutdown-delay") && stderr.contains("soon"),
+        "{stderr}"
+    );
 }
 
 #[test]

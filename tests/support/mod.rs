@@ -18,8 +18,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// `lazycache serve --bind 127.0.0.1 --port P --config /dev/null ARGS` with `envs`.
+    /// `lazycache serve --bind 127.0.0.1 --port P --config /dev/null ARGS` with `envs`, once
+    /// `/readyz` says it is serving.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let server = Self::spawn(args, envs);
+        server.wait_ready(Duration::from_secs(30));
+        server
+    }
+
+    /// Like [`Server::start`], but returns as soon as the port accepts connections (the
+    /// server may still be starting).
+    pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = tempfile::NamedTempFile::new().unwrap();
         let cwd = tempfile::tempdir().unwrap();
@@ -61,12 +70,36 @@ impl Server {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
-    /// SIGTERM, then the exit status (within 40 s).
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let mut guard = self.guard.take().unwrap();
+    /// Waits until `/readyz` answers 200, or panics after `timeout`.
+    pub fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while raw_get_status(self.addr, "/readyz") != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "lazycache was not ready within {timeout:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn send_sigterm(&self) {
+        let guard = self.guard.as_ref().unwrap();
         let pid = guard.child.id().to_string();
         let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(status.success());
+    }
+
+    /// SIGTERM, then the exit status (within 40 s).
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.send_sigterm();
+        self.wait_exit()
+    }
+
+    /// The exit status, once the process ends (within 40 s).
+    pub fn wait_exit(mut self) -> std::process::ExitStatus {
+        let mut guard = self.guard.take().unwrap();
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             if let Some(status) = guard.child.try_wait().unwrap() {
@@ -74,7 +107,8 @@ impl Server {
             }
             assert!(
                 Instant::now() < deadline,
-                "lazycache did not exit after SIGTERM"
+                "lazycache did not exit after SIGTERM:\n{}",
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -39,7 +39,9 @@ pub enum ApiError {
     DecodeQueueFull(usize),
     #[error("the request took longer than {0:?}")]
     RequestTimedOut(Duration),
-    #[error("the server is shutting down")]
+    #[error("the server is starting; try again shortly")]
+    Starting,
+    #[error("the server is shutting down; try another instance")]
     ShuttingDown,
     /// A failure shared by concurrent requests for the same value.
     #[error("{0}")]
@@ -64,6 +66,7 @@ impl ApiError {
             ApiError::Origin(error) => origin_status(error),
             ApiError::DecodeQueueFull(_)
             | ApiError::RequestTimedOut(_)
+            | ApiError::Starting
             | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Shared(inner) => inner.status(),
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

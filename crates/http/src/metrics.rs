@@ -16,6 +16,7 @@ pub struct HttpMetrics {
     pub decodes_in_flight: IntGauge,
     pub decodes_waiting: IntGauge,
     pub decode_queue_rejections: IntCounter,
+    pub requests_in_flight: IntGauge,
     pub responses: IntCounterVec,
     origin_range_requests: IntGauge,
     origin_range_bytes: IntGauge,
@@ -66,6 +67,7 @@ impl HttpMetrics {
             decodes_in_flight: gauge("decodes_in_flight", "Decodes running now")?,
             decodes_waiting: gauge("decodes_waiting", "Requests waiting for a decode slot")?,
             decode_queue_rejections: rejections,
+            requests_in_flight: gauge("http_requests_in_flight", "Requests being answered now")?,
             responses,
             origin_range_requests: gauge(
                 "origin_range_requests",

@@ -90,8 +90,8 @@ pub async fn load_movie(
     let byte_source = (inner.sources)(file);
     let compute_source = Arc::clone(&byte_source);
     let compute_state = state.clone();
-    let lookup = inner
-        .cache
+    let lookup = state
+        .open_cache()?
         .get_or_compute(&key, move || async move {
             let _slot = decode_slot(&compute_state).await?;
             let limits = compute_state.inner.limits.clone();

@@ -7,6 +7,7 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
+use prometheus::IntGauge;
 
 use crate::respond::CACHE_HEADER;
 use crate::state::AppState;
@@ -19,7 +20,11 @@ pub async fn log_request(
     let method = request.method().to_string();
     let path = request.path().to_owned();
     let state = request.app_data::<web::Data<AppState>>().cloned();
+    let in_flight = state
+        .as_ref()
+        .map(|state| InFlight::enter(&state.inner.metrics.requests_in_flight));
     let response = next.call(request).await?;
+    drop(in_flight);
     let status = response.status().as_u16();
     let tier = response
         .headers()
@@ -50,4 +55,20 @@ pub async fn log_request(
         "request"
     );
     Ok(response)
+}
+
+/// Counts a request in the in-flight gauge until dropped (also when the request is cancelled).
+struct InFlight(IntGauge);
+
+impl InFlight {
+    fn enter(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }

@@ -38,6 +38,13 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
+fn not_ready(why: &'static str) -> HttpResponse {
+    HttpResponse::ServiceUnavailable()
+        .insert_header((header::RETRY_AFTER, "1"))
+        .content_type("text/plain")
+        .body(why)
+}
+
 async fn root(state: web::Data<AppState>) -> HttpResponse {
     let mut mirrors = Map::new();
     for mirror in &state.inner.mirrors {
@@ -56,11 +63,10 @@ async fn health() -> HttpResponse {
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     if state.is_ready() {
         HttpResponse::Ok().content_type("text/plain").body("ok")
+    } else if state.is_shutting_down() {
+        not_ready("shutting down")
     } else {
-        HttpResponse::ServiceUnavailable()
-            .insert_header((header::RETRY_AFTER, "1"))
-            .content_type("text/plain")
-            .body("not ready")
+        not_ready("starting")
     }
 }
 

@@ -1,7 +1,7 @@
 //! Everything the routes share: mirrors, cache, options, metrics, decode slots, readiness.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use lazycache_cache::TieredCache;
 use lazycache_decode::{ByteSource, Limits};
@@ -10,12 +10,25 @@ use prometheus::Registry;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
+use crate::error::ApiError;
 use crate::metrics::HttpMetrics;
 use crate::movies::MovieTable;
 use crate::options::HttpOptions;
 
 /// Turns a pinned origin file into the decoder's blocking byte source (the binary's adapter).
 pub type SourceFactory = Arc<dyn Fn(OriginFile) -> Arc<dyn ByteSource> + Send + Sync>;
+
+/// Where the service is in its life; only `Serving` is ready.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Starting,
+    Serving,
+    /// Told to stop: not ready, but still answering everything (`--shutdown-delay`).
+    Leaving,
+    /// Listener closed: running requests finish; those still waiting for a decode slot get 503.
+    Draining,
+}
 
 /// Shared state of the service. Cloning is cheap.
 #[derive(Clone)]
@@ -26,7 +39,8 @@ pub struct AppState {
 pub(crate) struct Inner {
     pub mirrors: Vec<Arc<Mirror>>,
     pub ranges: RangeCache,
-    pub cache: TieredCache,
+    /// Set once the tiers are open ([`AppState::start_serving`]).
+    cache: OnceLock<TieredCache>,
     pub registry: Registry,
     pub metrics: HttpMetrics,
     pub options: HttpOptions,
@@ -36,15 +50,14 @@ pub(crate) struct Inner {
     pub io: Handle,
     pub decode_slots: Arc<Semaphore>,
     pub movies: MovieTable,
-    pub ready: AtomicBool,
+    pub phase: AtomicU8,
 }
 
 /// The parts [`AppState::new`] is built from.
 pub struct AppParts {
     pub mirrors: Vec<Arc<Mirror>>,
     pub ranges: RangeCache,
-    pub cache: TieredCache,
-    /// The registry the cache's metrics are in; the service adds its own.
+    /// The registry the cache's metrics go in; the service adds its own.
     pub registry: Registry,
     pub options: HttpOptions,
     pub limits: Limits,
@@ -53,7 +66,9 @@ pub struct AppParts {
 }
 
 impl AppState {
-    /// Registers the service's metrics in `parts.registry`; not ready until [`Self::set_ready`].
+    /// Registers the service's metrics in `parts.registry`. Until [`Self::start_serving`] hands
+    /// it the open cache, `/v1` answers 503 "starting" (health, `/`, `/info` and `/metrics`
+    /// already answer), so the port can be bound before the slow start-up work.
     pub fn new(parts: AppParts) -> Result<Self, prometheus::Error> {
         let metrics = HttpMetrics::register(&parts.registry)?;
         let slots = parts.options.max_concurrent_decodes.max(1);
@@ -61,7 +76,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 mirrors: parts.mirrors,
                 ranges: parts.ranges,
-                cache: parts.cache,
+                cache: OnceLock::new(),
                 registry: parts.registry,
                 metrics,
                 options: parts.options,
@@ -70,22 +85,64 @@ impl AppState {
                 io: parts.io,
                 decode_slots: Arc::new(Semaphore::new(slots)),
                 movies: MovieTable::new(),
-                ready: AtomicBool::new(false),
+                phase: AtomicU8::new(Phase::Starting as u8),
             }),
         })
     }
 
-    /// `/readyz` answers 200 while true, 503 otherwise (starting, shutting down).
-    pub fn set_ready(&self, ready: bool) {
-        self.inner.ready.store(ready, Ordering::SeqCst);
+    /// Takes the opened cache; from now on `/v1` is served and `/readyz` answers 200.
+    pub fn start_serving(&self, cache: TieredCache) {
+        if self.inner.cache.set(cache).is_err() {
+            tracing::warn!("the cache was handed over twice; keeping the first");
+        }
+        self.set_phase(Phase::Serving);
+    }
+
+    /// From now on `/readyz` answers 503 "shutting down"; requests are still answered.
+    pub fn begin_shutdown(&self) {
+        self.set_phase(Phase::Leaving);
+    }
+
+    /// From now on requests waiting for a decode slot, and any that still arrives needing one,
+    /// get 503 "shutting down" rather than start new work; running decodes finish. The drain is
+    /// then bounded by the decodes under way, not by the queue.
+    pub fn begin_drain(&self) {
+        self.set_phase(Phase::Draining);
+        self.inner.decode_slots.close();
     }
 
     pub fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::SeqCst)
+        self.phase() == Phase::Serving
     }
 
-    /// The cache, e.g. to flush its write-behind queues at shutdown.
-    pub fn cache(&self) -> &TieredCache {
-        &self.inner.cache
+    pub fn is_shutting_down(&self) -> bool {
+        matches!(self.phase(), Phase::Leaving | Phase::Draining)
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        self.inner.phase.store(phase as u8, Ordering::SeqCst);
+    }
+
+    fn phase(&self) -> Phase {
+        match self.inner.phase.load(Ordering::SeqCst) {
+            0 => Phase::Starting,
+            1 => Phase::Serving,
+            2 => Phase::Leaving,
+            _ => Phase::Draining,
+        }
+    }
+
+    pub fn is_starting(&self) -> bool {
+        self.phase() == Phase::Starting
+    }
+
+    /// The cache once open, e.g. to flush its write-behind queues at shutdown.
+    pub fn cache(&self) -> Option<&TieredCache> {
+        self.inner.cache.get()
+    }
+
+    /// The cache, or 503 "starting" for a request that came before it was open.
+    pub(crate) fn open_cache(&self) -> Result<&TieredCache, ApiError> {
+        self.cache().ok_or(ApiError::Starting)
     }
 }

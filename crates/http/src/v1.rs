@@ -86,6 +86,9 @@ async fn respond(
     url: &str,
     started: Instant,
 ) -> Result<HttpResponse, ApiError> {
+    if state.is_starting() {
+        return Err(ApiError::Starting);
+    }
     access::check(request, &state.inner.options.api_keys)?;
     let tail = url.strip_prefix("/v1").unwrap_or(url);
     let (mirror, path) = find_mirror(state, tail)?;
@@ -296,8 +299,7 @@ async fn frame(
     let compute_state = state.clone();
     let fetch_started = Instant::now();
     let lookup = state
-        .inner
-        .cache
+        .open_cache()?
         .get_or_compute(&key, move || async move {
             let movie = match movie {
                 MovieHandle::Loaded(movie) => movie,

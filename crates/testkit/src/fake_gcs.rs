@@ -11,7 +11,8 @@ pub struct FakeGcs {
     /// `http://127.0.0.1:PORT`, the value for `STORAGE_EMULATOR_HOST`.
     pub url: String,
     pub addr: SocketAddr,
-    _child: ChildGuard,
+    /// The process, e.g. to [`ChildGuard::pause`] it and see how its clients cope.
+    pub child: ChildGuard,
 }
 
 impl FakeGcs {
@@ -53,7 +54,7 @@ impl FakeGcs {
         Self {
             url: format!("http://127.0.0.1:{port}"),
             addr,
-            _child: guard,
+            child: guard,
         }
     }
 

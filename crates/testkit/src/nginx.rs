@@ -19,7 +19,8 @@ pub struct Nginx {
     pub url: String,
     pub addr: SocketAddr,
     dir: tempfile::TempDir,
-    _child: ChildGuard,
+    /// The process, e.g. to [`ChildGuard::pause`] it and see how its clients cope.
+    pub child: ChildGuard,
 }
 
 /// One line of the access log.
@@ -66,7 +67,7 @@ impl Nginx {
             url: format!("http://127.0.0.1:{port}"),
             addr,
             dir,
-            _child: guard,
+            child: guard,
         }
     }
 

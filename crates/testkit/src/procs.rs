@@ -63,6 +63,27 @@ impl ChildGuard {
     }
 }
 
+impl ChildGuard {
+    /// Freezes the process (SIGSTOP): its sockets still accept connections into the kernel's
+    /// backlog and keep them open, but nothing is answered — a stalled server, for real.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused process run on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {} failed", self.name);
+    }
+}
+
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.child.kill();
