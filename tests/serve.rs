@@ -227,23 +227,47 @@ fn every_route_answers_with_its_status_and_headers() {
         );
         let response = get("/v1/local/notes.txt".into()).await;
         assert_eq!(response.status(), 200);
+        let etag = header(&response, "etag");
         assert_eq!(response.text().await.unwrap(), "0123456789abcdef");
-        let ranged = c
-            .get(server.url("/v1/local/notes.txt"))
-            .header("Range", "bytes=4-7")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(ranged.status(), 206);
-        assert_eq!(header(&ranged, "content-range"), "bytes 4-7/16");
-        assert_eq!(ranged.text().await.unwrap(), "4567");
-        let beyond = c
-            .get(server.url("/v1/local/notes.txt"))
-            .header("Range", "bytes=99-")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(beyond.status(), 416);
+        let ranged = |range: &'static str, if_range: Option<&str>| {
+            let mut request = c
+                .get(server.url("/v1/local/notes.txt"))
+                .header("Range", range);
+            if let Some(tag) = if_range {
+                request = request.header("If-Range", tag);
+            }
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                let content_range = header(&response, "content-range");
+                (status, content_range, response.text().await.unwrap())
+            }
+        };
+        let (status, content_range, body) = ranged("bytes=4-7", None).await;
+        assert_eq!(
+            (status, content_range.as_str(), body.as_str()),
+            (206, "bytes 4-7/16", "4567")
+        );
+        let (status, _, body) = ranged("bytes=-3", Some(&etag)).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (206, "def"),
+            "If-Range naming this version"
+        );
+        let (status, _, body) = ranged("bytes=-3", Some("\"older\"")).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "0123456789abcdef"),
+            "If-Range of another version"
+        );
+        let (status, _, body) = ranged("bytes=0-1,4-5", None).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "0123456789abcdef"),
+            "several ranges: all of it"
+        );
+        let (status, content_range, _) = ranged("bytes=99-", None).await;
+        assert_eq!((status, content_range.as_str()), (416, "bytes */16"));
 
         // Sprites are not there yet: a clear 501.
         let response = get(format!("{http}{PRORES}/sprite.jpg?count=4")).await;

@@ -1,5 +1,5 @@
 //! Files that are not movies, on mirrors clients cannot be redirected to: their bytes, with
-//! single-range `Range` support, streamed in chunks through the range cache.
+//! single-range `Range` and `If-Range` support, streamed in chunks through the range cache.
 
 use std::sync::Arc;
 
@@ -27,22 +27,28 @@ pub enum FileAnswer {
     },
 }
 
+/// The answer for `file`: 304 when `If-None-Match` matches; else its bytes, or the one range
+/// asked for when `If-Range` (if any) names the current version.
 pub fn answer(
     mirror: &Mirror,
     file: OriginFile,
-    range: Option<&str>,
-    if_none_match: &[String],
+    conditions: &Conditions<'_>,
 ) -> Result<FileAnswer, ApiError> {
     let etag = strong_etag(&[
         mirror.url().as_str(),
         &file.path().to_string(),
         file.validator(),
     ]);
-    if not_modified(if_none_match, &etag) {
+    if not_modified(conditions.if_none_match, &etag) {
         return Ok(FileAnswer::NotModified(etag));
     }
     let size = file.size();
-    let range = range.map(|text| parse_range(text, size)).transpose()?;
+    // RFC 9110 §13.1.5: a Range under an If-Range that does not match is ignored.
+    let current = conditions.if_range.is_none_or(|tag| tag.trim() == etag);
+    let range = match conditions.range {
+        Some(text) if current => parse_range(text, size)?,
+        _ => None,
+    };
     let content_type = content_type(file.path().file_name().unwrap_or_default());
     Ok(FileAnswer::Bytes {
         file: Arc::new(file),
@@ -52,29 +58,48 @@ pub fn answer(
     })
 }
 
-/// One `bytes=a-b`, `bytes=a-` or `bytes=-n` range of a `size`-byte file, inclusive.
-fn parse_range(text: &str, size: u64) -> Result<(u64, u64), ApiError> {
-    let unsatisfiable = || ApiError::RangeNotSatisfiable { size };
-    let spec = text
+/// The request headers a file answer depends on.
+pub struct Conditions<'a> {
+    pub if_none_match: &'a [String],
+    pub range: Option<&'a str>,
+    pub if_range: Option<&'a str>,
+}
+
+/// The inclusive byte range a `Range` header asks of a `size`-byte file: `bytes=a-b`, `a-` or
+/// `-n`. `None` means "send it all": other units, several ranges and malformed values are ignored,
+/// as RFC 9110 §14.2 allows. A well-formed range that starts past the end is a 416.
+fn parse_range(text: &str, size: u64) -> Result<Option<(u64, u64)>, ApiError> {
+    let Some(spec) = text
         .trim()
         .strip_prefix("bytes=")
         .filter(|spec| !spec.contains(','))
-        .ok_or_else(unsatisfiable)?;
-    let (first, last) = spec.split_once('-').ok_or_else(unsatisfiable)?;
-    let number = |s: &str| s.trim().parse::<u64>().map_err(|_| unsatisfiable());
-    let (start, end) = match (first.trim().is_empty(), last.trim().is_empty()) {
-        (false, false) => (number(first)?, number(last)?.min(size.saturating_sub(1))),
-        (false, true) => (number(first)?, size.saturating_sub(1)),
-        (true, false) => {
-            let suffix = number(last)?;
-            (size.saturating_sub(suffix), size.saturating_sub(1))
-        }
-        (true, true) => return Err(unsatisfiable()),
+    else {
+        return Ok(None);
     };
-    if size == 0 || start > end || start >= size {
-        return Err(unsatisfiable());
+    let Some((first, last)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let number = |s: &str| s.trim().parse::<u64>().ok();
+    let (start, end) = match (first.trim().is_empty(), last.trim().is_empty()) {
+        (false, false) => match (number(first), number(last)) {
+            (Some(start), Some(last)) if start <= last => (start, last.min(size.saturating_sub(1))),
+            _ => return Ok(None),
+        },
+        (false, true) => match number(first) {
+            Some(start) => (start, size.saturating_sub(1)),
+            None => return Ok(None),
+        },
+        (true, false) => match number(last) {
+            Some(0) => return Err(ApiError::RangeNotSatisfiable { size }),
+            Some(suffix) => (size.saturating_sub(suffix), size.saturating_sub(1)),
+            None => return Ok(None),
+        },
+        (true, true) => return Ok(None),
+    };
+    if size == 0 || start >= size {
+        return Err(ApiError::RangeNotSatisfiable { size });
     }
-    Ok((start, end))
+    Ok(Some((start, end)))
 }
 
 fn content_type(name: &str) -> &'static str {
@@ -151,18 +176,24 @@ mod tests {
 
     #[test]
     fn ranges_of_every_form() {
-        assert_eq!(parse_range("bytes=0-9", 100).ok(), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100).ok(), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100).ok(), Some((90, 99)));
-        assert_eq!(parse_range("bytes=95-200", 100).ok(), Some((95, 99)));
-        for bad in [
-            "bytes=100-",
+        let range = |text| parse_range(text, 100).ok().flatten();
+        assert_eq!(range("bytes=0-9"), Some((0, 9)));
+        assert_eq!(range("bytes=90-"), Some((90, 99)));
+        assert_eq!(range("bytes=-10"), Some((90, 99)));
+        assert_eq!(range("bytes=-200"), Some((0, 99)));
+        assert_eq!(range("bytes=95-200"), Some((95, 99)));
+        for ignored in [
             "bytes=5-2",
             "items=0-1",
             "bytes=0-1,3-4",
             "bytes=-",
+            "bytes=x-3",
         ] {
-            assert!(parse_range(bad, 100).is_err(), "{bad}");
+            assert!(matches!(parse_range(ignored, 100), Ok(None)), "{ignored}");
         }
+        for unsatisfiable in ["bytes=100-", "bytes=100-200", "bytes=-0"] {
+            assert!(parse_range(unsatisfiable, 100).is_err(), "{unsatisfiable}");
+        }
+        assert!(parse_range("bytes=0-", 0).is_err());
     }
 }

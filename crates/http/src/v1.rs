@@ -13,7 +13,7 @@ use lazycache_origin::{Mirror, OriginFile, RelPath};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::files::{self, FileAnswer};
+use crate::files::{self, Conditions, FileAnswer};
 use crate::frame_request::{FrameWishes, frame_number, split_extension, wishes};
 use crate::movies::{
     FrameSpec, FrameTimings, LoadedMovie, compute_frame, frame_key, load_movie, source_id,
@@ -69,6 +69,7 @@ enum Answer {
 struct Facts {
     if_none_match: Vec<String>,
     range: Option<String>,
+    if_range: Option<String>,
 }
 
 pub async fn handle(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -95,11 +96,8 @@ async fn respond(
     let route = route(state, request, url, path)?;
     let facts = Facts {
         if_none_match: if_none_match(request),
-        range: request
-            .headers()
-            .get(header::RANGE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        range: header_text(request, header::RANGE),
+        if_range: header_text(request, header::IF_RANGE),
     };
     let io_state = state.clone();
     let work = state
@@ -339,6 +337,14 @@ enum MovieHandle {
     File(OriginFile),
 }
 
+fn header_text(request: &HttpRequest, name: header::HeaderName) -> Option<String> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 async fn other_file(mirror: &Mirror, path: &RelPath, facts: &Facts) -> Result<Answer, ApiError> {
     if let Some(url) = mirror.public_url(path) {
         return Ok(Answer::Redirect(url.to_string()));
@@ -347,8 +353,11 @@ async fn other_file(mirror: &Mirror, path: &RelPath, facts: &Facts) -> Result<An
         Ok(file) => Ok(Answer::File(files::answer(
             mirror,
             file,
-            facts.range.as_deref(),
-            &facts.if_none_match,
+            &Conditions {
+                if_none_match: &facts.if_none_match,
+                range: facts.range.as_deref(),
+                if_range: facts.if_range.as_deref(),
+            },
         )?)),
         // A directory named without its trailing slash is listed.
         Err(error) if error.is_not_found() => match mirror.list(path).await {
