@@ -10,14 +10,12 @@ use std::time::{Duration, Instant};
 
 use lazycache_testkit::fake_gcs::FakeGcs;
 use lazycache_testkit::nginx::Nginx;
-use support::{Server, client, fixtures_dir, header, metric, raw_get_status, runtime};
+use support::{
+    Server, client, fixtures_dir, header, local_mirror, metric, nginx_mirror, nginx_prefix,
+    raw_get_status, runtime,
+};
 
 const PRORES: &str = "prores_hq_1080p.mov";
-
-/// The go-lazycache prefix of an nginx origin on loopback.
-fn nginx_prefix(nginx: &Nginx) -> String {
-    format!("/v1/127.0.0.1:{}/", nginx.addr.port())
-}
 
 fn get_metrics(rt: &tokio::runtime::Runtime, server: &Server) -> String {
     rt.block_on(async {
@@ -67,7 +65,7 @@ fn readyz_says_starting_until_the_caches_are_open() {
     let gcs = FakeGcs::start();
     gcs.create_bucket("frames");
     gcs.child.pause();
-    let local = format!("local=file://{}/", fixtures_dir().display());
+    let local = local_mirror();
     let server = Server::spawn(
         &[
             "--mirror",
@@ -133,7 +131,7 @@ fn a_full_decode_queue_answers_503_with_retry_after() {
     let server = Server::start(
         &[
             "--mirror",
-            &format!("{}/", nginx.url),
+            &nginx_mirror(&nginx),
             "--cache-dir",
             "",
             "--max-concurrent-decodes",
@@ -191,7 +189,7 @@ fn sigterm_turns_unready_drains_running_decodes_refuses_queued_ones_flushes_and_
     let disk = tempfile::tempdir().unwrap();
     let args = [
         "--mirror",
-        &format!("{}/", nginx.url),
+        &nginx_mirror(&nginx),
         "--cache-dir",
         disk.path().to_str().unwrap(),
         "--origin-timeout",

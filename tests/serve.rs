@@ -11,24 +11,18 @@ use std::time::Duration;
 use lazycache_testkit::fake_gcs::FakeGcs;
 use lazycache_testkit::nginx::Nginx;
 use lazycache_testkit::procs::require_tool;
-use support::{Server, client, fixtures_dir, header, metric, raw_get_status, runtime};
+use support::{
+    Server, client, fixtures_dir, header, local_mirror, metric, nginx_mirror, nginx_prefix,
+    raw_get_status, runtime,
+};
 
 const PRORES: &str = "prores_hq_1080p.mov";
 const H264: &str = "h264_longgop_faststart.mp4";
 
-/// The go-lazycache prefix of an nginx origin on loopback.
-fn nginx_prefix(nginx: &Nginx) -> String {
-    format!("/v1/127.0.0.1:{}/", nginx.addr.port())
-}
-
-fn nginx_mirror(nginx: &Nginx) -> String {
-    format!("{}/", nginx.url)
-}
-
 #[test]
 fn every_route_answers_with_its_status_and_headers() {
     let nginx = Nginx::serve(&fixtures_dir());
-    let local = format!("local=file://{}/", fixtures_dir().display());
+    let local = local_mirror();
     let server = Server::start(
         &[
             "--mirror",
@@ -427,7 +421,7 @@ fn origins_that_fail_or_stall_get_502_and_504() {
 
 #[test]
 fn api_keys_guard_v1_only_and_public_mode_marks_answers() {
-    let local = format!("local=file://{}/", fixtures_dir().display());
+    let local = local_mirror();
     let server = Server::start(
         &[
             "--mirror",

@@ -159,3 +159,18 @@ pub fn metric(text: &str, prefix: &str) -> f64 {
 pub fn fixtures_dir() -> PathBuf {
     lazycache_testkit::fixtures::dir()
 }
+
+/// `--mirror` for the fixtures folder as the file:// mirror named `local`.
+pub fn local_mirror() -> String {
+    format!("local=file://{}/", fixtures_dir().display())
+}
+
+/// `--mirror` for an nginx origin.
+pub fn nginx_mirror(nginx: &lazycache_testkit::nginx::Nginx) -> String {
+    format!("{}/", nginx.url)
+}
+
+/// The go-lazycache prefix of an nginx origin on loopback.
+pub fn nginx_prefix(nginx: &lazycache_testkit::nginx::Nginx) -> String {
+    format!("/v1/127.0.0.1:{}/", nginx.addr.port())
+}
