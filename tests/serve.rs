@@ -456,6 +456,25 @@ fn api_keys_guard_v1_only_and_public_mode_marks_answers() {
             .unwrap();
         assert_eq!(by_header.status(), 200);
         assert_eq!(header(&by_header, "x-lazycache-public"), "1");
+        // Browser scripts on other origins: the preflight needs no key, and they may read the
+        // cache tier and timings.
+        let preflight = c
+            .request(reqwest::Method::OPTIONS, &listing)
+            .header("Origin", "https://notebook.example")
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "x-api-key")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preflight.status(), 204);
+        assert_eq!(header(&preflight, "access-control-allow-origin"), "*");
+        assert!(header(&preflight, "access-control-allow-methods").contains("GET"));
+        assert!(header(&preflight, "access-control-allow-headers").contains("X-Api-Key"));
+        let exposed = header(&by_header, "access-control-expose-headers");
+        assert!(
+            exposed.contains("X-Lazycache-Cache") && exposed.contains("Server-Timing"),
+            "{exposed}"
+        );
         let by_bearer = c
             .get(&listing)
             .bearer_auth("first-key")

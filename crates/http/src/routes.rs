@@ -16,7 +16,10 @@ use crate::{info, metrics, request_log, v1};
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config: &mut web::ServiceConfig| {
         let public = state.inner.options.public;
-        let mut headers = DefaultHeaders::new().add((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"));
+        let mut headers = DefaultHeaders::new()
+            .add((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+            .add((header::ACCESS_CONTROL_EXPOSE_HEADERS, CORS_EXPOSED_HEADERS))
+            .add(("timing-allow-origin", "*"));
         if public {
             headers = headers.add(("x-lazycache-public", "1"));
         }
@@ -33,6 +36,10 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 .route("/metrics", web::route().guard(read()).to(metrics_text))
                 .route("/info", web::route().guard(read()).to(info_json))
                 .route("/v1/{tail:.*}", web::route().guard(read()).to(v1::handle))
+                .route(
+                    "/{tail:.*}",
+                    web::route().guard(guard::Options()).to(preflight),
+                )
                 .default_service(web::to(fallback)),
         );
     }
@@ -43,6 +50,27 @@ fn not_ready(why: &'static str) -> HttpResponse {
         .insert_header((header::RETRY_AFTER, "1"))
         .content_type("text/plain")
         .body(why)
+}
+
+/// Response headers a browser script on another origin may read (SPEC §3's frame headers).
+const CORS_EXPOSED_HEADERS: &str = "ETag, Content-Range, Accept-Ranges, Retry-After, \
+X-Lazycache-Cache, Server-Timing, X-lazycache-timing-handler-ns, X-lazycache-timing-metadata-ns, \
+X-lazycache-timing-extraction-ns, X-lazycache-timing-encode-ns";
+
+/// Request headers a browser script on another origin may send (keys, sizes, conditionals).
+const CORS_ALLOWED_HEADERS: &str = "Authorization, X-Api-Key, X-lazycache-output-width, \
+X-lazycache-output-height, If-None-Match, If-Range, Range";
+
+/// CORS preflight (and plain OPTIONS) on any path; never needs an API key, as browsers send
+/// none with a preflight. Hand-written rather than actix-cors: SPEC §3 wants `*` on every
+/// answer, with or without an `Origin` header, which actix-cors does not do.
+async fn preflight() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((header::ALLOW, "GET, HEAD, OPTIONS"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD, OPTIONS"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, CORS_ALLOWED_HEADERS))
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
+        .finish()
 }
 
 async fn root(state: web::Data<AppState>) -> HttpResponse {
