@@ -378,7 +378,10 @@ fn every_route_answers_with_its_status_and_headers() {
     assert!(
         log.lines().any(|l| l.contains("lazycache::request")
             && l.contains("status=200")
-            && l.contains("tier=\"memory\"")),
+            && l.contains("tier=\"memory\"")
+            && l.contains("duration_ms=")
+            && l.contains("decode;dur=")
+            && l.contains("bytes=")),
         "no per-request log line: {log}"
     );
 }

@@ -1,5 +1,6 @@
 //! One structured log line per request: method, path (never the query or headers, so keys
-//! stay out of logs), status, cache tier, duration and body bytes; and responses by status.
+//! stay out of logs), status, cache tier, total and per-stage durations, body bytes; and
+//! responses by status and requests in flight.
 
 use std::time::Instant;
 
@@ -26,12 +27,17 @@ pub async fn log_request(
     let response = next.call(request).await?;
     drop(in_flight);
     let status = response.status().as_u16();
-    let tier = response
-        .headers()
-        .get(CACHE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
+    let header_text = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let tier = header_text(CACHE_HEADER);
+    // Frames' stage durations (metadata, fetch, decode, encode), as sent in Server-Timing.
+    let stages = header_text("server-timing");
     let bytes = match response.response().body().size() {
         BodySize::Sized(n) => n,
         _ => 0,
@@ -51,6 +57,7 @@ pub async fn log_request(
         status,
         tier,
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        stages,
         bytes,
         "request"
     );
