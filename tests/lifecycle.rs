@@ -184,6 +184,71 @@ fn a_full_decode_queue_answers_503_with_retry_after() {
 }
 
 #[test]
+fn a_request_past_its_time_limit_answers_503_while_its_decode_keeps_the_slot() {
+    let nginx = Nginx::serve(&fixtures_dir());
+    let server = Server::start(
+        &[
+            "--mirror",
+            &nginx_mirror(&nginx),
+            "--cache-dir",
+            "",
+            "--request-timeout",
+            "1s",
+            "--origin-timeout",
+            "30s",
+            "--max-concurrent-decodes",
+            "1",
+            "--decode-queue-timeout",
+            "100ms",
+        ],
+        &[],
+    );
+    let prefix = nginx_prefix(&nginx);
+    let frame = server.url(&format!("{prefix}{PRORES}/frame/12.png"));
+    let rt = runtime();
+    rt.block_on(async {
+        let movie = server.url(&format!("{prefix}{PRORES}"));
+        assert_eq!(client().get(movie).send().await.unwrap().status(), 200);
+    });
+    // The origin, frozen, answers only after the request's limit.
+    nginx.child.pause();
+    rt.block_on(async {
+        let response = client().get(&frame).send().await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert!(header(&response, "retry-after").parse::<u32>().unwrap() > 0);
+        let error: serde_json::Value =
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert!(
+            error["Error"].as_str().unwrap().contains("longer than 1s"),
+            "{error}"
+        );
+    });
+    // The decoding thread still waits on the origin and still holds its slot: another frame
+    // cannot start (one slot), and the gauges say so.
+    let text = get_metrics(&rt, &server);
+    assert_eq!(metric(&text, "lazycache_decodes_in_flight"), 1.0);
+    assert_eq!(metric(&text, "lazycache_decodes_waiting"), 0.0);
+    rt.block_on(async {
+        let other = server.url(&format!("{prefix}{PRORES}/frame/13.png"));
+        let response = client().get(other).send().await.unwrap();
+        assert_eq!(response.status(), 503);
+        let error: serde_json::Value =
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert!(
+            error["Error"].as_str().unwrap().contains("decode slots"),
+            "the slot is still held: {error}"
+        );
+    });
+    nginx.child.resume();
+    wait_for_gauge(&rt, &server, "lazycache_decodes_in_flight", 0.0);
+    rt.block_on(async {
+        let response = client().get(&frame).send().await.unwrap();
+        assert_eq!(response.status(), 200, "the failure was not cached");
+        assert_eq!(header(&response, "x-lazycache-cache"), "miss");
+    });
+}
+
+#[test]
 fn sigterm_turns_unready_drains_running_decodes_refuses_queued_ones_flushes_and_exits_0() {
     let nginx = Nginx::serve(&fixtures_dir());
     let disk = tempfile::tempdir().unwrap();

@@ -106,6 +106,23 @@ impl HttpMetrics {
     }
 }
 
+/// Counts one unit in a gauge until dropped, so the gauge stays right when a future holding it
+/// is cancelled (a client gone, a time limit hit) or a blocking thread outlives its request.
+pub(crate) struct Counted(IntGauge);
+
+impl Counted {
+    pub fn enter(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// The registry in Prometheus' text format.
 pub fn render(registry: &Registry) -> Result<String, prometheus::Error> {
     let mut text = Vec::new();

@@ -11,6 +11,7 @@ use lazycache_origin::OriginFile;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::ApiError;
+use crate::metrics::Counted;
 use crate::state::AppState;
 
 /// Bump when the cached index bytes change form.
@@ -93,10 +94,10 @@ pub async fn load_movie(
     let lookup = state
         .open_cache()?
         .get_or_compute(&key, move || async move {
-            let _slot = decode_slot(&compute_state).await?;
+            let slot = decode_slot(&compute_state).await?;
             let limits = compute_state.inner.limits.clone();
             let timer = compute_state.inner.metrics.index_seconds.start_timer();
-            let movie = blocking(move || Movie::open(compute_source, limits)).await?;
+            let movie = blocking(slot, move || Movie::open(compute_source, limits)).await?;
             timer.observe_duration();
             let bytes = movie.index().to_bytes()?;
             Ok::<_, ApiError>(CachedValue::new(INDEX_CONTENT_TYPE, bytes))
@@ -142,14 +143,15 @@ pub async fn compute_frame(
     timings: Arc<Mutex<FrameTimings>>,
 ) -> Result<CachedValue, ApiError> {
     movie.check_frame(spec.frame)?;
-    let _slot = decode_slot(&state).await?;
+    let slot = decode_slot(&state).await?;
     let metrics = state.inner.metrics.clone();
-    metrics.decodes_in_flight.inc();
+    let in_flight = Counted::enter(&metrics.decodes_in_flight);
     let format = spec.format;
-    let encoded =
-        blocking(move || movie.frame(spec.frame, &spec.options, spec.format, spec.quality)).await;
-    metrics.decodes_in_flight.dec();
-    let encoded = encoded?;
+    let encoded = blocking(slot, move || {
+        let _in_flight = in_flight;
+        movie.frame(spec.frame, &spec.options, spec.format, spec.quality)
+    })
+    .await?;
     metrics
         .decode_seconds
         .observe(encoded.decode_time.as_secs_f64());
@@ -167,10 +169,10 @@ pub async fn compute_frame(
 async fn decode_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
     let inner = &state.inner;
     let slots = Arc::clone(&inner.decode_slots);
-    inner.metrics.decodes_waiting.inc();
+    let waiting = Counted::enter(&inner.metrics.decodes_waiting);
     let acquired =
         tokio::time::timeout(inner.options.decode_queue_timeout, slots.acquire_owned()).await;
-    inner.metrics.decodes_waiting.dec();
+    drop(waiting);
     match acquired {
         Ok(Ok(permit)) => Ok(permit),
         Ok(Err(_closed)) => Err(ApiError::ShuttingDown),
@@ -183,11 +185,17 @@ async fn decode_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError>
     }
 }
 
-/// Runs FFmpeg work on a blocking thread.
+/// Runs FFmpeg work on a blocking thread that keeps its decode slot until the work ends, even
+/// when the request that asked for it has gone: slots bound the decoding threads, not requests.
 async fn blocking<T: Send + 'static>(
+    slot: OwnedSemaphorePermit,
     work: impl FnOnce() -> lazycache_decode::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(work).await {
+    let held = move || {
+        let _slot = slot;
+        work()
+    };
+    match tokio::task::spawn_blocking(held).await {
         Ok(result) => result.map_err(ApiError::from),
         Err(join) => Err(ApiError::Internal(format!("decode task failed: {join}"))),
     }

@@ -8,8 +8,8 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
-use prometheus::IntGauge;
 
+use crate::metrics::Counted;
 use crate::respond::CACHE_HEADER;
 use crate::state::AppState;
 
@@ -23,7 +23,7 @@ pub async fn log_request(
     let state = request.app_data::<web::Data<AppState>>().cloned();
     let in_flight = state
         .as_ref()
-        .map(|state| InFlight::enter(&state.inner.metrics.requests_in_flight));
+        .map(|state| Counted::enter(&state.inner.metrics.requests_in_flight));
     let response = next.call(request).await?;
     drop(in_flight);
     let status = response.status().as_u16();
@@ -62,20 +62,4 @@ pub async fn log_request(
         "request"
     );
     Ok(response)
-}
-
-/// Counts a request in the in-flight gauge until dropped (also when the request is cancelled).
-struct InFlight(IntGauge);
-
-impl InFlight {
-    fn enter(gauge: &IntGauge) -> Self {
-        gauge.inc();
-        Self(gauge.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
