@@ -55,6 +55,24 @@ fn request_in_background(rt: &tokio::runtime::Runtime, url: String) -> Pending {
     })
 }
 
+/// GETs `url` and checks the answer is a 503 with `Retry-After` whose JSON error mentions
+/// `words`; returns that error.
+fn expect_503(rt: &tokio::runtime::Runtime, url: &str, words: &str) -> serde_json::Value {
+    rt.block_on(async {
+        let response = client().get(url).send().await.unwrap();
+        assert_eq!(response.status(), 503, "{url}");
+        assert!(header(&response, "retry-after").parse::<u32>().unwrap() > 0);
+        assert_eq!(header(&response, "access-control-allow-origin"), "*");
+        let error: serde_json::Value =
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert!(
+            error["Error"].as_str().unwrap().contains(words),
+            "{url}: {error}"
+        );
+        error
+    })
+}
+
 fn is_jpeg(body: &[u8]) -> bool {
     body.starts_with(&[0xff, 0xd8]) && body.ends_with(&[0xff, 0xd9])
 }
@@ -86,17 +104,8 @@ fn readyz_says_starting_until_the_caches_are_open() {
         "the root map needs no cache"
     );
     let rt = runtime();
-    rt.block_on(async {
-        let url = server.url(&format!("/v1/local/{PRORES}"));
-        let response = client().get(url).send().await.unwrap();
-        assert_eq!(response.status(), 503);
-        assert!(header(&response, "retry-after").parse::<u32>().unwrap() > 0);
-        assert_eq!(header(&response, "access-control-allow-origin"), "*");
-        let error: serde_json::Value =
-            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
-        assert_eq!(error["URL"], format!("/v1/local/{PRORES}"));
-        assert!(error["Error"].as_str().unwrap().contains("starting"));
-    });
+    let error = expect_503(&rt, &server.url(&format!("/v1/local/{PRORES}")), "starting");
+    assert_eq!(error["URL"], format!("/v1/local/{PRORES}"));
     assert_eq!(
         raw_get_status(server.addr, "/readyz"),
         503,
@@ -156,17 +165,7 @@ fn a_full_decode_queue_answers_503_with_retry_after() {
     nginx.child.pause();
     let holder = request_in_background(&rt, frame(3));
     wait_for_gauge(&rt, &server, "lazycache_decodes_in_flight", 1.0);
-    rt.block_on(async {
-        let response = client().get(frame(4)).send().await.unwrap();
-        assert_eq!(response.status(), 503);
-        assert!(header(&response, "retry-after").parse::<u32>().unwrap() > 0);
-        let error: serde_json::Value =
-            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
-        assert!(
-            error["Error"].as_str().unwrap().contains("decode slots"),
-            "{error}"
-        );
-    });
+    expect_503(&rt, &frame(4), "decode slots");
     let text = get_metrics(&rt, &server);
     assert_eq!(
         metric(&text, "lazycache_decode_queue_rejections_total"),
@@ -212,33 +211,18 @@ fn a_request_past_its_time_limit_answers_503_while_its_decode_keeps_the_slot() {
     });
     // The origin, frozen, answers only after the request's limit.
     nginx.child.pause();
-    rt.block_on(async {
-        let response = client().get(&frame).send().await.unwrap();
-        assert_eq!(response.status(), 503);
-        assert!(header(&response, "retry-after").parse::<u32>().unwrap() > 0);
-        let error: serde_json::Value =
-            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
-        assert!(
-            error["Error"].as_str().unwrap().contains("longer than 1s"),
-            "{error}"
-        );
-    });
+    expect_503(&rt, &frame, "longer than 1s");
     // The decoding thread still waits on the origin and still holds its slot: another frame
     // cannot start (one slot), and the gauges say so.
     let text = get_metrics(&rt, &server);
     assert_eq!(metric(&text, "lazycache_decodes_in_flight"), 1.0);
     assert_eq!(metric(&text, "lazycache_decodes_waiting"), 0.0);
-    rt.block_on(async {
-        let other = server.url(&format!("{prefix}{PRORES}/frame/13.png"));
-        let response = client().get(other).send().await.unwrap();
-        assert_eq!(response.status(), 503);
-        let error: serde_json::Value =
-            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
-        assert!(
-            error["Error"].as_str().unwrap().contains("decode slots"),
-            "the slot is still held: {error}"
-        );
-    });
+    // "decode slots": the slot is still held.
+    expect_503(
+        &rt,
+        &server.url(&format!("{prefix}{PRORES}/frame/13.png")),
+        "decode slots",
+    );
     nginx.child.resume();
     wait_for_gauge(&rt, &server, "lazycache_decodes_in_flight", 0.0);
     rt.block_on(async {
