@@ -12,18 +12,24 @@ fn lazycache(args: &[&str]) -> Output {
         .expect("run lazycache")
 }
 
+/// Runs `lazycache ARGS` and checks that it succeeded.
+fn lazycache_ok(args: &[&str]) -> Output {
+    let out = lazycache(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn fixture(name: &str) -> String {
     fixtures::path(name).display().to_string()
 }
 
 #[test]
 fn probe_prints_the_metadata_object() {
-    let out = lazycache(&["probe", &fixture("prores_hq_1080p.mov")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = lazycache_ok(&["probe", &fixture("prores_hq_1080p.mov")]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let (stream, _) = oracle::probe(&fixtures::path("prores_hq_1080p.mov"));
     assert_eq!(
@@ -55,18 +61,13 @@ fn frame_writes_the_format_its_extension_names() {
         ("npy", b"\x93NUMPY"),
     ] {
         let out_path = dir.path().join(format!("frame.{ext}"));
-        let out = lazycache(&[
+        lazycache_ok(&[
             "frame",
             &fixture("hevc.mkv"),
             "20",
             "-o",
             out_path.to_str().unwrap(),
         ]);
-        assert!(
-            out.status.success(),
-            "{ext}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let bytes = std::fs::read(&out_path).unwrap();
         assert!(
             bytes.starts_with(magic),
@@ -80,18 +81,13 @@ fn frame_writes_the_format_its_extension_names() {
 fn frame_png_equals_the_ffmpeg_cli_frame() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("f.png");
-    let out = lazycache(&[
+    lazycache_ok(&[
         "frame",
         &fixture("h264_longgop_moov_end.mp4"),
         "100",
         "-o",
         out_path.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let ours = image::open(&out_path).unwrap().to_rgb8();
     let reference = &oracle::frames(&fixtures::path("h264_longgop_moov_end.mp4"), &[100])[0];
     assert_eq!(
@@ -106,7 +102,7 @@ fn frame_resizes_like_ffmpeg_lanczos() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("small.png");
     let src = fixture("prores_hq_1080p.mov");
-    let out = lazycache(&[
+    lazycache_ok(&[
         "frame",
         &src,
         "5",
@@ -115,11 +111,6 @@ fn frame_resizes_like_ffmpeg_lanczos() {
         "-o",
         out_path.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let ours = image::open(&out_path).unwrap().to_rgb8();
     assert_eq!((ours.width(), ours.height()), (480, 270));
     let reference = Command::new("ffmpeg")
@@ -190,32 +181,19 @@ fn probe_and_frame_read_http_urls_through_nginx() {
         "{}/h264_longgop_moov_end.mp4",
         nginx.url.trim_end_matches('/')
     );
-    let out = lazycache(&["probe", &url]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = lazycache_ok(&["probe", &url]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["NumFrames"], 150);
     let dir = tempfile::tempdir().unwrap();
     let (remote, local) = (dir.path().join("remote.png"), dir.path().join("local.png"));
-    assert!(
-        lazycache(&["frame", &url, "100", "-o", remote.to_str().unwrap()])
-            .status
-            .success()
-    );
-    assert!(
-        lazycache(&[
-            "frame",
-            &fixture("h264_longgop_moov_end.mp4"),
-            "100",
-            "-o",
-            local.to_str().unwrap()
-        ])
-        .status
-        .success()
-    );
+    lazycache_ok(&["frame", &url, "100", "-o", remote.to_str().unwrap()]);
+    lazycache_ok(&[
+        "frame",
+        &fixture("h264_longgop_moov_end.mp4"),
+        "100",
+        "-o",
+        local.to_str().unwrap(),
+    ]);
     assert_eq!(
         std::fs::read(remote).unwrap(),
         std::fs::read(local).unwrap()

@@ -43,14 +43,17 @@ fn every_route_answers_with_its_status_and_headers() {
             let url = server.url(&path);
             async move { c.get(url).send().await.unwrap() }
         };
+        let bytes_of = |path: String| {
+            let response = get(path);
+            async move { response.await.bytes().await.unwrap() }
+        };
+        let json_of = |path: String| {
+            let body = bytes_of(path);
+            async move { serde_json::from_slice::<serde_json::Value>(&body.await).unwrap() }
+        };
 
         // Root map and health.
-        let root: serde_json::Value = get("/".into())
-            .await
-            .bytes()
-            .await
-            .map(|b| serde_json::from_slice(&b).unwrap())
-            .unwrap();
+        let root: serde_json::Value = json_of("/".into()).await;
         assert_eq!(root[nginx_mirror(&nginx)]["APIPath"]["V1"], http.as_str());
         assert_eq!(
             root[format!("file://{}/", fixtures_dir().display())]["APIPath"]["V1"],
@@ -125,17 +128,9 @@ fn every_route_answers_with_its_status_and_headers() {
             (image.width(), image.height())
         };
         let frame = format!("{http}{PRORES}/frame/3.png");
-        let body = get(format!("{frame}?width=320&height=100&fit=contain"))
-            .await
-            .bytes()
-            .await
-            .unwrap();
+        let body = bytes_of(format!("{frame}?width=320&height=100&fit=contain")).await;
         assert_eq!(size_of(&body), (320, 100));
-        let body = get(format!("{frame}?width=320"))
-            .await
-            .bytes()
-            .await
-            .unwrap();
+        let body = bytes_of(format!("{frame}?width=320")).await;
         assert_eq!(size_of(&body), (320, 180));
         let by_headers = c
             .get(server.url(&frame))
@@ -145,22 +140,10 @@ fn every_route_answers_with_its_status_and_headers() {
             .await
             .unwrap();
         assert_eq!(size_of(&by_headers.bytes().await.unwrap()), (200, 50));
-        let body = get(format!("{frame}?crop=0,0,100,80"))
-            .await
-            .bytes()
-            .await
-            .unwrap();
+        let body = bytes_of(format!("{frame}?crop=0,0,100,80")).await;
         assert_eq!(size_of(&body), (100, 80));
-        let low = get(format!("{http}{PRORES}/frame/3.jpg?quality=5"))
-            .await
-            .bytes()
-            .await
-            .unwrap();
-        let high = get(format!("{http}{PRORES}/frame/3.jpg?quality=95"))
-            .await
-            .bytes()
-            .await
-            .unwrap();
+        let low = bytes_of(format!("{http}{PRORES}/frame/3.jpg?quality=5")).await;
+        let high = bytes_of(format!("{http}{PRORES}/frame/3.jpg?quality=95")).await;
         assert!(low.len() < high.len());
 
         // Server timing and go-lazycache's timing headers; the tier header.
@@ -349,12 +332,7 @@ fn every_route_answers_with_its_status_and_headers() {
             assert!(text.contains(name), "{name} missing from /metrics");
         }
         assert!(metric(&text, "lazycache_decode_seconds_count") >= 10.0);
-        let info: serde_json::Value = get("/info".into())
-            .await
-            .bytes()
-            .await
-            .map(|b| serde_json::from_slice(&b).unwrap())
-            .unwrap();
+        let info: serde_json::Value = json_of("/info".into()).await;
         for name in [
             "lazycache",
             "lazycache-http",
