@@ -12,7 +12,9 @@ use common::{
     bounded, eventually, fake_gcs, file_store_options, frame_key, gcs_options, memory_only,
     metadata_key, no_compute, open, value, with_disk, with_object_store,
 };
-use lazycache_cache::{CachedValue, DiskTier, LoadError, ServedFrom, Tier, TierKind, TieredCache};
+use lazycache_cache::{
+    CachedValue, DiskTier, LoadError, Lookup, ServedFrom, Tier, TierKind, TieredCache,
+};
 use lazycache_testkit::fake_gcs::FakeGcs;
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -176,47 +178,64 @@ async fn gcs_objects_are_the_raw_bytes_with_their_content_type() {
     assert_eq!(bounded(response.bytes()).await.unwrap(), jpeg.bytes());
 }
 
-/// A computation that counts its runs and finishes when `release` is notified.
-fn gated_compute(
-    runs: &Arc<AtomicUsize>,
-    release: &Arc<tokio::sync::Notify>,
-    result: Result<u64, u32>,
-) -> impl FnOnce() -> futures::future::BoxFuture<'static, Result<CachedValue, ComputeError>> + Send + use<>
-{
-    let runs = Arc::clone(runs);
-    let release = Arc::clone(release);
-    move || {
-        Box::pin(async move {
+/// Callers whose computations count their runs and finish only when released.
+struct Gate {
+    runs: Arc<AtomicUsize>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Gate {
+    fn new() -> Self {
+        Self {
+            runs: Arc::new(AtomicUsize::new(0)),
+            release: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+
+    /// Lets the (single) computation waiting at the gate finish.
+    fn open(&self) {
+        self.release.notify_one();
+    }
+
+    /// A task asking `cache` for frame `seed`; its computation, if it runs, yields `result`.
+    fn spawn_caller(
+        &self,
+        cache: &TieredCache,
+        seed: u64,
+        result: Result<u64, u32>,
+    ) -> tokio::task::JoinHandle<Result<Lookup, LoadError<ComputeError>>> {
+        let (cache, runs, release) = (cache.clone(), self.runs.clone(), self.release.clone());
+        let compute = move || async move {
             runs.fetch_add(1, Ordering::SeqCst);
             release.notified().await;
             result.map(|seed| value(seed, 1_000)).map_err(ComputeError)
-        })
+        };
+        tokio::spawn(async move { cache.get_or_compute(&frame_key(seed), compute).await })
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_concurrent_misses_compute_once() {
     let cache = open(memory_only(16 << 20)).await;
-    let runs = Arc::new(AtomicUsize::new(0));
-    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = Gate::new();
     let callers: Vec<_> = (0..100)
-        .map(|_| {
-            let cache = cache.clone();
-            let compute = gated_compute(&runs, &release, Ok(5));
-            tokio::spawn(async move { cache.get_or_compute(&frame_key(5), compute).await })
-        })
+        .map(|_| gate.spawn_caller(&cache, 5, Ok(5)))
         .collect();
     eventually("all 100 callers wait on one computation", async || {
-        cache.metrics().coalesced_waits.get() == 99 && runs.load(Ordering::SeqCst) == 1
+        cache.metrics().coalesced_waits.get() == 99 && gate.runs() == 1
     })
     .await;
-    release.notify_one();
+    gate.open();
     for caller in callers {
         let lookup = bounded(caller).await.unwrap().unwrap();
         assert_eq!(lookup.value, value(5, 1_000));
         assert_eq!(lookup.served_from, ServedFrom::Computed);
     }
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(gate.runs(), 1);
     assert_eq!(cache.metrics().computations.get(), 1);
     assert_eq!(cache.loads_in_progress(), 0);
 }
@@ -224,20 +243,15 @@ async fn hundred_concurrent_misses_compute_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_reaches_every_waiter_and_the_next_call_recomputes() {
     let cache = open(memory_only(16 << 20)).await;
-    let runs = Arc::new(AtomicUsize::new(0));
-    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = Gate::new();
     let callers: Vec<_> = (0..10)
-        .map(|_| {
-            let cache = cache.clone();
-            let compute = gated_compute(&runs, &release, Err(42));
-            tokio::spawn(async move { cache.get_or_compute(&frame_key(9), compute).await })
-        })
+        .map(|_| gate.spawn_caller(&cache, 9, Err(42)))
         .collect();
     eventually("the waiters have joined", async || {
         cache.metrics().coalesced_waits.get() == 9
     })
     .await;
-    release.notify_one();
+    gate.open();
     for caller in callers {
         match bounded(caller).await.unwrap() {
             Err(LoadError::Failed(error)) => assert_eq!(*error, ComputeError(42)),
@@ -254,27 +268,19 @@ async fn failure_reaches_every_waiter_and_the_next_call_recomputes() {
         ServedFrom::Computed,
         "the error was not cached"
     );
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(gate.runs(), 1);
     assert_eq!(cache.metrics().computations.get(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_that_goes_away_does_not_cancel_the_computation() {
     let cache = open(memory_only(16 << 20)).await;
-    let runs = Arc::new(AtomicUsize::new(0));
-    let release = Arc::new(tokio::sync::Notify::new());
-    let leader = {
-        let cache = cache.clone();
-        let compute = gated_compute(&runs, &release, Ok(11));
-        tokio::spawn(async move { cache.get_or_compute(&frame_key(11), compute).await })
-    };
-    eventually("the computation started", async || {
-        runs.load(Ordering::SeqCst) == 1
-    })
-    .await;
+    let gate = Gate::new();
+    let leader = gate.spawn_caller(&cache, 11, Ok(11));
+    eventually("the computation started", async || gate.runs() == 1).await;
     leader.abort();
     assert!(bounded(leader).await.unwrap_err().is_cancelled());
-    release.notify_one();
+    gate.open();
     eventually("the computation finished without its caller", async || {
         cache.loads_in_progress() == 0
     })

@@ -249,15 +249,14 @@ pub fn render(
     if layout == PixelLayout::Rgba32 {
         data.chunks_exact_mut(4).for_each(|px| px[3] = 255);
     }
-    let stride = cw as usize * bpp;
+    let dst = Target {
+        data: &mut data,
+        stride: cw as usize * bpp,
+        offset: plan.offset,
+        size: plan.scaled,
+        layout,
+    };
     if plan.src == full {
-        let dst = Target {
-            data: &mut data,
-            stride,
-            offset: plan.offset,
-            size: plan.scaled,
-            layout,
-        };
         scale_frame(frame.frame_ptr(), dst, threads)?;
     } else {
         // Crop in RGB: exact for any x/y, whatever the chroma subsampling.
@@ -270,13 +269,6 @@ pub fn render(
         let src = RgbView {
             image: &whole,
             rect: plan.src,
-        };
-        let dst = Target {
-            data: &mut data,
-            stride,
-            offset: plan.offset,
-            size: plan.scaled,
-            layout,
         };
         scale_rgb(src, dst, threads)?;
     }
