@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use lazycache_origin::MirrorSpec;
+use lazycache_origin::{MirrorSpec, redact_url_text};
 
 /// Server options. Each also reads `LAZYCACHE_<NAME>` and the config file key `<name>`.
 #[derive(Args, Debug, Default, Clone)]
@@ -305,6 +305,28 @@ fn read_file(path: &Path) -> Result<toml::Table> {
     Ok(table)
 }
 
+/// `--api-key` fails closed: an empty or blank key, or a `LAZYCACHE_API_KEY` that is set but
+/// names no key, is refused rather than read as "no keys" (which would switch access off).
+fn api_keys(layers: &Layers, flags: &[String]) -> Result<Vec<String>> {
+    if let Some(blank) = flags.iter().find(|key| key.trim().is_empty()) {
+        bail!("invalid value {blank:?} for --api-key: a key must not be empty or blank");
+    }
+    let variable = env_name("api-key");
+    if flags.is_empty()
+        && let Some(text) = layers.env.get(&variable)
+        && (text.trim().is_empty() || text.split(',').any(|key| key.trim().is_empty()))
+    {
+        bail!("{variable} is set but names an empty key: unset it, or give comma-separated keys");
+    }
+    let Some((keys, from)) = layers.many("api-key", flags)? else {
+        return Ok(Vec::new());
+    };
+    if keys.iter().any(|key| key.trim().is_empty()) || keys.is_empty() {
+        bail!("invalid value for {from}: a key must not be empty or blank");
+    }
+    Ok(keys.iter().map(|key| key.trim().to_owned()).collect())
+}
+
 impl ServeConfig {
     /// Resolves `args` against the process environment and the config file.
     pub fn resolve(args: &ServeArgs) -> Result<Self> {
@@ -355,8 +377,10 @@ impl ServeConfig {
             Some((items, from)) => items
                 .iter()
                 .map(|item| {
-                    item.parse::<MirrorSpec>()
-                        .map_err(|e| anyhow!("invalid value {item:?} for {from}: {e}"))
+                    item.parse::<MirrorSpec>().map_err(|e| {
+                        let shown = redact_url_text(item);
+                        anyhow!("invalid value {shown:?} for {from}: {e}")
+                    })
                 })
                 .collect::<Result<_>>()?,
         };
@@ -476,10 +500,7 @@ impl ServeConfig {
                     .map(|e| (*e).to_owned())
                     .collect(),
             },
-            api_keys: layers
-                .many("api-key", &a.api_key)?
-                .map(|(keys, _)| keys)
-                .unwrap_or_default(),
+            api_keys: api_keys(&layers, &a.api_key)?,
         })
     }
 }
@@ -558,6 +579,59 @@ mod tests {
         .unwrap();
         assert_eq!((config.object_store, config.cache_dir), (None, None));
         assert_eq!(config.mirrors.len(), 2);
+    }
+
+    #[test]
+    fn api_keys_are_trimmed_and_fail_closed() {
+        let quiet = ServeArgs {
+            config: Some(PathBuf::from("/dev/null")),
+            api_key: vec![" k1 ".into()],
+            ..ServeArgs::default()
+        };
+        let config = ServeConfig::resolve_with(&quiet, env(&[])).unwrap();
+        assert_eq!(config.api_keys, vec!["k1"]);
+        let (_file, from_file) = with_file("api-key = [\"from-file\"]\n");
+        let config = ServeConfig::resolve_with(&from_file, env(&[])).unwrap();
+        assert_eq!(config.api_keys, vec!["from-file"]);
+        let refused = |args: &ServeArgs, pairs: &[(&str, &str)], names: &str| {
+            let error = ServeConfig::resolve_with(args, env(pairs))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(names) && !error.contains('\n'), "{error}");
+        };
+        refused(
+            &from_file,
+            &[("LAZYCACHE_API_KEY", "")],
+            "LAZYCACHE_API_KEY",
+        );
+        refused(
+            &from_file,
+            &[("LAZYCACHE_API_KEY", " , ")],
+            "LAZYCACHE_API_KEY",
+        );
+        let blank_flag = ServeArgs {
+            api_key: vec!["k1".into(), "  ".into()],
+            ..quiet.clone()
+        };
+        refused(&blank_flag, &[], "--api-key");
+        let (_file, blank_in_file) = with_file("api-key = \"\"\n");
+        refused(&blank_in_file, &[], "api-key in");
+    }
+
+    #[test]
+    fn a_bad_mirror_is_refused_without_its_password() {
+        let args = ServeArgs {
+            config: Some(PathBuf::from("/dev/null")),
+            mirror: vec!["http://user:hunter2@h.example/?q".into()],
+            ..ServeArgs::default()
+        };
+        let error = ServeConfig::resolve_with(&args, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("--mirror") && !error.contains("hunter2"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -60,6 +60,10 @@ async fn run(config: ServeConfig, cpus: usize) -> Result<()> {
     let server_handle = server.handle();
     let mut server = std::pin::pin!(server);
     tracing::info!(bind = %config.bind, port = config.port, "listening; opening the caches");
+    match config.api_keys.len() {
+        0 => tracing::info!("API keys are off: /v1, /metrics, /info and /ui are open to anyone"),
+        keys => tracing::info!(keys, "API keys are on for /v1, /metrics, /info and /ui"),
+    }
     let cache = tokio::select! {
         result = &mut server => return result.context("the HTTP server failed"),
         cache = open_cache(&config, &registry) => cache?,
@@ -155,6 +159,7 @@ fn app_state(
         decode_queue_timeout: config.decode_queue_timeout,
         request_timeout: config.request_timeout,
         movie_extensions: config.movie_extensions.clone(),
+        listing_ttl: config.listing_ttl,
         components: vec![("lazycache".into(), env!("CARGO_PKG_VERSION").into())],
     };
     AppState::new(AppParts {

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use bytes::Bytes;
 use lazycache_decode::{ByteSource, SourceError, SourceErrorKind};
-use lazycache_origin::{HttpConfig, OriginError, OriginFile, RangeCache, RangeCacheConfig};
+use lazycache_origin::{
+    HttpConfig, OriginError, OriginFile, RangeCache, RangeCacheConfig, redact_url_text,
+};
 use tokio::runtime::Handle;
 
 /// One pinned version of one origin file, read by blocking on the async origin.
@@ -39,8 +41,10 @@ impl ByteSource for OriginSource {
             .map_err(|e| source_error(&e))
     }
 
+    /// The file's path inside its mirror: decode errors reach clients, so never a server path
+    /// or an origin URL.
     fn describe(&self) -> String {
-        self.file.describe()
+        format!("/{}", self.file.path())
     }
 }
 
@@ -79,7 +83,7 @@ pub async fn open_source_with(
 ) -> anyhow::Result<Arc<dyn ByteSource>> {
     let file = lazycache_origin::open_location(location, http, ranges)
         .await
-        .with_context(|| format!("cannot open {location}"))?;
+        .with_context(|| format!("cannot open {}", redact_url_text(location)))?;
     Ok(Arc::new(OriginSource::new(file, runtime)))
 }
 

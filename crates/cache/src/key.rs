@@ -10,12 +10,13 @@ use std::fmt::{self, Write as _};
 
 /// Version of the canonical key rendering. Bump it whenever [`CacheKey::canonical`] changes: every
 /// digest changes with it, so entries written under the old rendering are simply never found.
-pub const KEY_FORMAT_VERSION: u32 = 1;
+/// v2: mirrors are named by their URL without credentials (v1 keys could carry a password).
+pub const KEY_FORMAT_VERSION: u32 = 2;
 
 /// The movie (or other origin file) a value was derived from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SourceId {
-    /// The mirror's name or URL, as configured.
+    /// The mirror's name or URL, as configured but never with credentials.
     pub mirror: String,
     /// The file's path inside the mirror.
     pub path: String,
@@ -90,7 +91,7 @@ impl CacheKey {
         }
     }
 
-    /// The stable, unambiguous text form: `lazycache-key/v1 kind` then `name=len:value` fields.
+    /// The stable, unambiguous text form: `lazycache-key/v2 kind` then `name=len:value` fields.
     pub fn canonical(&self) -> String {
         let mut out = String::with_capacity(160);
         let _ = write!(out, "lazycache-key/v{KEY_FORMAT_VERSION} {}", self.kind());
@@ -210,7 +211,7 @@ mod tests {
         // by its hash. Changing it requires bumping KEY_FORMAT_VERSION.
         assert_eq!(
             CacheKey::Frame(frame_key()).canonical(),
-            "lazycache-key/v1 frame mirror=5:camhd \
+            "lazycache-key/v2 frame mirror=5:camhd \
              path=44:RS03ASHS/2016/CAMHDA301-20160101T000000Z.mov validator=11:\"5e8f-1a2b\" \
              frame=2:42 format=4:jpeg width=3:640 height=0: fit=7:stretch crop=7:1,2,3,4 \
              quality=2:75 revision=1:1"

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
 use lazycache_cache::LoadError;
 use lazycache_decode::{Error as DecodeError, SourceErrorKind};
 use lazycache_origin::OriginError;
+
+use crate::request_log::request_id;
 
 /// Seconds a client is asked to wait after a 503.
 const RETRY_AFTER_SECONDS: u64 = 2;
@@ -85,9 +87,34 @@ impl ApiError {
         }
     }
 
-    /// The JSON error answer for the request path `url`.
-    pub fn to_response(&self, url: &str) -> HttpResponse {
+    /// Whether the movie version itself cannot be served (not a movie, over a bound): asking
+    /// again would fail the same way, so the answer is worth remembering.
+    pub fn is_unservable_movie(&self) -> bool {
+        match self {
+            ApiError::Decode(
+                DecodeError::NotAMovie(_)
+                | DecodeError::NoVideoStream
+                | DecodeError::Truncated(_)
+                | DecodeError::IndexTooLarge(_)
+                | DecodeError::UnsupportedCodec(_),
+            ) => true,
+            ApiError::Shared(inner) => inner.is_unservable_movie(),
+            _ => false,
+        }
+    }
+
+    /// The JSON error answer to `request`. A 500 shows only "internal error" and the request's
+    /// id; what went wrong goes to the log line under that id (SPEC §3: no panic text, no paths).
+    pub fn to_response(&self, request: &HttpRequest) -> HttpResponse {
+        let url = request.path();
         let status = self.status();
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            let request_id = request_id(request);
+            tracing::error!(request_id, path = url, error = %self, "internal error");
+            format!("internal error (request id {request_id})")
+        } else {
+            self.to_string()
+        };
         let mut response = HttpResponse::build(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS.to_string()));
@@ -95,7 +122,7 @@ impl ApiError {
         if let ApiError::RangeNotSatisfiable { size } = self {
             response.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
         }
-        response.json(serde_json::json!({ "URL": url, "Error": self.to_string() }))
+        response.json(serde_json::json!({ "URL": url, "Error": message }))
     }
 }
 
@@ -176,6 +203,39 @@ mod tests {
             assert_eq!(error.status().as_u16(), status, "{error}");
         }
         assert_eq!(DecodeError::FrameZero.to_string(), "frames count from 1");
+    }
+
+    #[test]
+    fn a_500_shows_neither_panic_text_nor_paths() {
+        let request =
+            actix_web::test::TestRequest::with_uri("/v1/m/x.mov/frame/1.png").to_http_request();
+        for error in [
+            ApiError::Internal("task 7 panicked at src/x.rs:3: index out of bounds".into()),
+            ApiError::Decode(DecodeError::BadIndex("/srv/cache/ab/cd: bad".into())),
+            ApiError::Shared(Arc::new(ApiError::Internal("panicked".into()))),
+        ] {
+            let response = error.to_response(&request);
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let body = actix_web::body::to_bytes(response.into_body());
+            let body = futures::executor::block_on(body).unwrap_or_default();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let said = json["Error"].as_str().unwrap_or_default();
+            assert!(said.starts_with("internal error (request id "), "{said}");
+            assert!(!said.contains("panick") && !said.contains("/srv"), "{said}");
+            assert_eq!(json["URL"], "/v1/m/x.mov/frame/1.png");
+        }
+    }
+
+    #[test]
+    fn unservable_movies_are_told_from_passing_failures() {
+        let not_a_movie = ApiError::Decode(DecodeError::NotAMovie("text".into()));
+        assert!(ApiError::Shared(Arc::new(not_a_movie)).is_unservable_movie());
+        let timeout = ApiError::Decode(DecodeError::Source(SourceError::new(
+            SourceErrorKind::Timeout,
+            "slow",
+        )));
+        assert!(!timeout.is_unservable_movie());
+        assert!(!ApiError::DecodeQueueFull(2).is_unservable_movie());
     }
 
     #[test]

@@ -102,6 +102,11 @@ fn parse_range(text: &str, size: u64) -> Result<Option<(u64, u64)>, ApiError> {
     Ok(Some((start, end)))
 }
 
+/// A mirror's files are someone else's content: browsers must not guess a type for them...
+const NOSNIFF: (header::HeaderName, &str) = (header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+/// ...nor run scripts of an HTML or SVG file with this server's origin.
+const SANDBOX: (header::HeaderName, &str) = (header::CONTENT_SECURITY_POLICY, "sandbox");
+
 fn content_type(name: &str) -> &'static str {
     let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
     match ext.as_deref() {
@@ -118,6 +123,8 @@ pub fn into_response(answer: FileAnswer, io: Handle) -> HttpResponse {
     match answer {
         FileAnswer::NotModified(etag) => HttpResponse::NotModified()
             .insert_header((header::ETAG, etag))
+            .insert_header(NOSNIFF)
+            .insert_header(SANDBOX)
             .finish(),
         FileAnswer::Bytes {
             file,
@@ -143,6 +150,8 @@ pub fn into_response(answer: FileAnswer, io: Handle) -> HttpResponse {
                 .content_type(content_type)
                 .insert_header((header::ETAG, etag))
                 .insert_header((header::ACCEPT_RANGES, "bytes"))
+                .insert_header(NOSNIFF)
+                .insert_header(SANDBOX)
                 .no_chunking(length);
             let chunks = futures::stream::unfold(start, move |offset| {
                 let file = Arc::clone(&file);

@@ -18,21 +18,42 @@ use crate::state::AppState;
 const METADATA_REVISION: u32 = 1;
 /// Bump when the same frame request would now give other bytes.
 const FRAME_REVISION: u32 = 1;
-/// Parsed movies kept in memory.
-const PARSED_MOVIES: u64 = 256;
+/// Bytes of parsed indexes kept in memory: a 25,000-frame CamHD index is about 1 MiB parsed, so
+/// this keeps a few hundred hot movies while a hostile index cannot grow it past the bound.
+const PARSED_MOVIE_BYTES: u64 = 256 << 20;
+/// Movie versions remembered as unservable; each entry is a key and a short message.
+const UNSERVABLE_MOVIES: u64 = 10_000;
 const INDEX_CONTENT_TYPE: &str = "application/x-lazycache-movie-index";
 
-/// Parsed indexes by the canonical form of their metadata key.
+/// Parsed indexes by the canonical form of their metadata key, one copy each, weighed by bytes;
+/// and the movie versions that cannot be served, remembered for the listing TTL (SPEC §4).
 pub struct MovieTable {
-    parsed: moka::sync::Cache<String, Movie>,
+    parsed: moka::future::Cache<String, Movie>,
+    unservable: moka::future::Cache<String, Arc<ApiError>>,
 }
 
 impl MovieTable {
-    pub fn new() -> Self {
+    pub fn new(unservable_ttl: Duration) -> Self {
         Self {
-            parsed: moka::sync::Cache::new(PARSED_MOVIES),
+            parsed: moka::future::Cache::builder()
+                .weigher(|_key: &String, movie: &Movie| {
+                    u32::try_from(parsed_bytes(movie)).unwrap_or(u32::MAX)
+                })
+                .max_capacity(PARSED_MOVIE_BYTES)
+                .build(),
+            unservable: moka::future::Cache::builder()
+                .max_capacity(UNSERVABLE_MOVIES)
+                .time_to_live(unservable_ttl)
+                .build(),
         }
     }
+}
+
+/// About what a parsed movie occupies: its samples (and their presentation order) dominate.
+fn parsed_bytes(movie: &Movie) -> usize {
+    let index = movie.index();
+    let per_sample = std::mem::size_of::<lazycache_decode::index::Sample>() + 8;
+    index.samples.len() * per_sample + index.codec.extradata.len() + 1024
 }
 
 /// A movie ready for frames, and where its index came from.
@@ -68,7 +89,9 @@ pub fn source_id(mirror: &str, file: &OriginFile) -> SourceId {
     }
 }
 
-/// The movie `file` is, from its cached index or (once, shared) from the origin.
+/// The movie `file` is: parsed already, else from its cached index, else (once, shared) from
+/// the origin. Concurrent callers share one parse; a version that cannot be served answers its
+/// remembered error without touching the origin.
 pub async fn load_movie(
     state: &AppState,
     source: SourceId,
@@ -80,14 +103,44 @@ pub async fn load_movie(
         revision: METADATA_REVISION,
     });
     let table_key = key.canonical();
-    let inner = &state.inner;
-    if let Some(movie) = inner.movies.parsed.get(&table_key) {
-        return Ok(LoadedMovie {
-            movie,
-            served_from: ServedFrom::Memory,
-            elapsed: started.elapsed(),
-        });
+    let movies = &state.inner.movies;
+    if let Some(error) = movies.unservable.get(&table_key).await {
+        return Err(ApiError::Shared(error));
     }
+    let served_from = Arc::new(Mutex::new(ServedFrom::Memory));
+    let parsed = movies
+        .parsed
+        .try_get_with_by_ref(
+            &table_key,
+            read_index(state, key, file, Arc::clone(&served_from)),
+        )
+        .await;
+    match parsed {
+        Ok(movie) => Ok(LoadedMovie {
+            movie,
+            served_from: served_from.lock().map_or(ServedFrom::Memory, |tier| *tier),
+            elapsed: started.elapsed(),
+        }),
+        Err(error) => {
+            if error.is_unservable_movie() {
+                movies
+                    .unservable
+                    .insert(table_key, Arc::clone(&error))
+                    .await;
+            }
+            Err(ApiError::Shared(error))
+        }
+    }
+}
+
+/// The movie's index from the cache tiers, else built from the origin in a decode slot.
+async fn read_index(
+    state: &AppState,
+    key: CacheKey,
+    file: OriginFile,
+    served_from: Arc<Mutex<ServedFrom>>,
+) -> Result<Movie, ApiError> {
+    let inner = &state.inner;
     let byte_source = (inner.sources)(file);
     let compute_source = Arc::clone(&byte_source);
     let compute_state = state.clone();
@@ -104,15 +157,11 @@ pub async fn load_movie(
         })
         .await
         .map_err(ApiError::from)?;
+    if let Ok(mut tier) = served_from.lock() {
+        *tier = lookup.served_from;
+    }
     let index = MovieIndex::from_bytes(lookup.value.bytes())?;
-    let limits = inner.limits.clone();
-    let movie = Movie::with_index(byte_source, index, limits)?;
-    inner.movies.parsed.insert(table_key, movie.clone());
-    Ok(LoadedMovie {
-        movie,
-        served_from: lookup.served_from,
-        elapsed: started.elapsed(),
-    })
+    Ok(Movie::with_index(byte_source, index, inner.limits.clone())?)
 }
 
 /// The cache key of one frame of one movie version.

@@ -19,6 +19,9 @@ pub struct HttpOptions {
     pub request_timeout: Duration,
     /// Lower-case extensions (no dot) of the files served as movies.
     pub movie_extensions: Vec<String>,
+    /// `--listing-ttl`: also how long a movie version that cannot be served is remembered as
+    /// such, so asking again reads nothing from the origin.
+    pub listing_ttl: Duration,
     /// Component name → version, for `/info` (FFmpeg's are added by the crate).
     pub components: Vec<(String, String)>,
 }
@@ -40,6 +43,7 @@ impl Default for HttpOptions {
                 .iter()
                 .map(|e| (*e).to_owned())
                 .collect(),
+            listing_ttl: Duration::from_secs(300),
             components: Vec::new(),
         }
     }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{info, metrics, request_log, v1};
+use crate::{access, info, metrics, request_log, v1};
 
 /// Mounts every route of SPEC §3 with its shared headers on an actix `App` or scope.
 ///
@@ -98,27 +98,32 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
+async fn metrics_text(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(refused) = access::check(&request, &state.inner.options.api_keys) {
+        return refused.to_response(&request);
+    }
     let inner = &state.inner;
     inner.metrics.observe_origin(inner.ranges.stats());
     match metrics::render(&inner.registry) {
         Ok(text) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")
             .body(text),
-        Err(error) => ApiError::Internal(error.to_string()).to_response("/metrics"),
+        Err(error) => ApiError::Internal(error.to_string()).to_response(&request),
     }
 }
 
-async fn info_json(state: web::Data<AppState>) -> HttpResponse {
+async fn info_json(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(refused) = access::check(&request, &state.inner.options.api_keys) {
+        return refused.to_response(&request);
+    }
     HttpResponse::Ok().json(info::body(&state.inner.options))
 }
 
 async fn fallback(request: HttpRequest) -> HttpResponse {
-    let url = request.uri().path();
     let method = request.method();
     if method == actix_web::http::Method::GET || method == actix_web::http::Method::HEAD {
-        ApiError::NotFound("no such route".into()).to_response(url)
+        ApiError::NotFound("no such route".into()).to_response(&request)
     } else {
-        ApiError::MethodNotAllowed.to_response(url)
+        ApiError::MethodNotAllowed.to_response(&request)
     }
 }

@@ -72,6 +72,7 @@ impl AppState {
     pub fn new(parts: AppParts) -> Result<Self, prometheus::Error> {
         let metrics = HttpMetrics::register(&parts.registry)?;
         let slots = parts.options.max_concurrent_decodes.max(1);
+        let movies = MovieTable::new(parts.options.listing_ttl);
         Ok(Self {
             inner: Arc::new(Inner {
                 mirrors: parts.mirrors,
@@ -84,7 +85,7 @@ impl AppState {
                 sources: parts.sources,
                 io: parts.io,
                 decode_slots: Arc::new(Semaphore::new(slots)),
-                movies: MovieTable::new(),
+                movies,
                 phase: AtomicU8::new(Phase::Starting as u8),
             }),
         })

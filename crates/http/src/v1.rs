@@ -77,7 +77,7 @@ pub async fn handle(request: HttpRequest, state: web::Data<AppState>) -> HttpRes
     let url = request.uri().path().to_owned();
     match respond(&request, &state, &url, started).await {
         Ok(response) => response,
-        Err(error) => error.to_response(&url),
+        Err(error) => error.to_response(&request),
     }
 }
 
@@ -241,11 +241,12 @@ async fn metadata(
         file.validator(),
         "metadata",
     ]);
+    let source = source_id(mirror.url().as_str(), &file);
+    // Loaded before any 304: only a movie that would get its 200 gets a 304 (SPEC §3).
+    let loaded = load_movie(state, source, file).await?;
     if not_modified(&facts.if_none_match, &etag) {
         return Ok(Answer::NotModified(etag));
     }
-    let source = source_id(mirror.url().as_str(), &file);
-    let loaded = load_movie(state, source, file).await?;
     let mut body = serde_json::to_value(loaded.movie.metadata())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Value::Object(object) = &mut body {
@@ -290,6 +291,13 @@ async fn frame(
     let key = frame_key(source.clone(), &spec);
     let etag = strong_etag(&[&key.canonical()]);
     if not_modified(&facts.if_none_match, &etag) {
+        // Only a frame that would get its 200 gets a 304 (SPEC §3): `*` or a forged tag must not
+        // stand in for a frame past the end.
+        let movie = match movie {
+            MovieHandle::Loaded(movie) => movie,
+            MovieHandle::File(file) => load_movie(state, source, file).await?.movie,
+        };
+        movie.check_frame(number)?;
         return Ok(Answer::NotModified(etag));
     }
     let timings = Arc::new(Mutex::new(FrameTimings::default()));

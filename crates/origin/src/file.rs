@@ -44,8 +44,9 @@ impl FileOrigin {
         &self.root
     }
 
+    /// How messages name `path`: inside the mirror, never as a path of the server's disk.
     fn what(&self, path: &RelPath) -> String {
-        self.root.join(path.to_string()).display().to_string()
+        format!("/{path}")
     }
 
     /// The real location of `path`, symlinks resolved, checked to be inside the root.

@@ -31,5 +31,5 @@ pub use pinned::{ChangedHook, OriginFile};
 pub use range_cache::{RangeCache, RangeCacheConfig};
 pub use relpath::RelPath;
 pub use retry::RetryPolicy;
-pub use spec::{MIRROR_SCHEMES, MirrorSpec, parse_mirror_list, url_prefix};
+pub use spec::{MIRROR_SCHEMES, MirrorSpec, parse_mirror_list, redact_url_text, url_prefix};
 pub use stats::OriginStats;

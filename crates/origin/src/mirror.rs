@@ -15,7 +15,7 @@ use crate::origin::{FileMeta, Listing, Origin};
 use crate::overlay::OverlayOrigin;
 use crate::pinned::{ChangedHook, OriginFile};
 use crate::range_cache::RangeCache;
-use crate::relpath::RelPath;
+use crate::relpath::{RelPath, is_hidden_name};
 use crate::spec::MirrorSpec;
 
 /// Settings shared by every mirror (SPEC §2).
@@ -53,6 +53,14 @@ pub struct Mirror {
     metas: moka::future::Cache<RelPath, FileMeta>,
 }
 
+/// Hidden files and directories are never read, whatever path led to them.
+fn refuse_hidden(path: &RelPath) -> OriginResult<()> {
+    if path.is_hidden() {
+        return Err(OriginError::not_found(format!("/{path}")));
+    }
+    Ok(())
+}
+
 /// Entries of the listing and validator caches, each.
 const MAX_CACHED_PATHS: u64 = 100_000;
 
@@ -66,7 +74,7 @@ fn ttl_cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> moka::future::C
 impl Mirror {
     /// Builds the origin `spec` names (no request is made yet), under the configured overlay.
     pub fn open(spec: MirrorSpec, config: &OriginConfig, ranges: RangeCache) -> OriginResult<Self> {
-        let mut origin = origin_for_url(&spec.url, &config.http)?;
+        let mut origin = origin_for_url(&spec.origin_url(), &config.http)?;
         if let Some(dir) = &config.file_overlay {
             let overlay = FileOrigin::new(dir).map_err(|e| {
                 OriginError::config(format!("--file-overlay {}: {e}", dir.display()))
@@ -124,11 +132,16 @@ impl Mirror {
 
     /// The entries of `dir`, fetched at most once per listing TTL; concurrent callers share
     /// one origin request.
+    /// Hidden entries (names beginning with `.`) are left out, and a hidden `dir` is not found.
     pub async fn list(&self, dir: &RelPath) -> OriginResult<Arc<Listing>> {
+        refuse_hidden(dir)?;
         self.listings
             .try_get_with_by_ref(dir, async {
                 self.ranges.counters().list_request();
-                self.origin.list(dir).await.map(Arc::new)
+                let mut listing = self.origin.list(dir).await?;
+                listing.files.retain(|name| !is_hidden_name(name));
+                listing.directories.retain(|name| !is_hidden_name(name));
+                Ok(Arc::new(listing))
             })
             .await
             .map_err(|e| OriginError::clone(&e))
@@ -136,6 +149,7 @@ impl Mirror {
 
     /// Size and validator of `path`, trusted for the listing TTL.
     pub async fn stat(&self, path: &RelPath) -> OriginResult<FileMeta> {
+        refuse_hidden(path)?;
         self.metas
             .try_get_with_by_ref(path, async {
                 self.ranges.counters().stat_request();

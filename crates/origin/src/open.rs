@@ -15,6 +15,7 @@ use crate::origin::Origin;
 use crate::pinned::OriginFile;
 use crate::range_cache::RangeCache;
 use crate::relpath::RelPath;
+use crate::spec::redact_url_text;
 
 /// The origin rooted at `url`: `http(s)://`, `file://`, `gs://` or `s3://`.
 pub fn origin_for_url(url: &Url, http: &HttpConfig) -> OriginResult<Arc<dyn Origin>> {
@@ -44,8 +45,8 @@ pub async fn open_location(
     ranges: RangeCache,
 ) -> OriginResult<OriginFile> {
     let (origin, name) = if location.contains("://") {
-        let url =
-            Url::parse(location).map_err(|e| OriginError::config(format!("{location:?}: {e}")))?;
+        let url = Url::parse(location)
+            .map_err(|e| OriginError::config(format!("{:?}: {e}", redact_url_text(location))))?;
         split_url(&url, http)?
     } else {
         split_path(Path::new(location))?
@@ -54,19 +55,20 @@ pub async fn open_location(
 }
 
 fn split_url(url: &Url, http: &HttpConfig) -> OriginResult<(Arc<dyn Origin>, RelPath)> {
+    let shown = redact_url_text(url.as_str());
     if url.query().is_some() || url.fragment().is_some() {
         return Err(OriginError::config(format!(
-            "{url}: a query or fragment cannot name a file"
+            "{shown}: a query or fragment cannot name a file"
         )));
     }
     let path = url.path();
     let (dir, encoded_name) = path.rsplit_once('/').unwrap_or(("", path));
     let name = percent_decode_str(encoded_name)
         .decode_utf8()
-        .map_err(|_| OriginError::config(format!("{url}: file name is not UTF-8")))?;
+        .map_err(|_| OriginError::config(format!("{shown}: file name is not UTF-8")))?;
     if name.is_empty() {
         return Err(OriginError::config(format!(
-            "{url} names a directory, not a file"
+            "{shown} names a directory, not a file"
         )));
     }
     let mut parent = url.clone();

@@ -75,6 +75,12 @@ impl RelPath {
         self.segments.is_empty()
     }
 
+    /// True when a segment names a hidden file or directory (`.env`, `.git/…`): such paths are
+    /// neither listed nor served (SPEC §3).
+    pub fn is_hidden(&self) -> bool {
+        self.segments.iter().any(|segment| is_hidden_name(segment))
+    }
+
     /// The last segment (the file's base name); `None` for the root.
     pub fn file_name(&self) -> Option<&str> {
         self.segments.last().map(String::as_str)
@@ -101,6 +107,11 @@ impl RelPath {
         segments.push(name.to_owned());
         Ok(Self { segments })
     }
+}
+
+/// Whether a file or directory name is hidden (begins with `.`).
+pub fn is_hidden_name(name: &str) -> bool {
+    name.starts_with('.')
 }
 
 impl fmt::Display for RelPath {
@@ -144,6 +155,14 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn hidden_names_are_recognised_anywhere_in_a_path() {
+        for hidden in [".env", "a/.git/config", ".hidden/x.mov"] {
+            assert!(RelPath::parse(hidden).unwrap().is_hidden(), "{hidden}");
+        }
+        assert!(!RelPath::parse("a.b/c.mov").unwrap().is_hidden());
     }
 
     #[test]

@@ -13,12 +13,30 @@ use crate::relpath::RelPath;
 pub const MIRROR_SCHEMES: &[&str] = &["http", "https", "file", "gs", "s3"];
 
 /// One `--mirror [NAME=]URL`: a tree to serve and the `/v1/` prefix it is served under.
+///
+/// A user name and password in the URL are kept apart from it: [`MirrorSpec::url`] (shown in
+/// `GET /`, logs, errors and cache keys) never carries them; only [`MirrorSpec::origin_url`],
+/// which builds the origin's client, does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MirrorSpec {
     /// `NAME` of `NAME=URL`, when given.
     pub name: Option<String>,
-    /// The mirror's root, always ending in `/`.
+    /// The mirror's root without credentials, always ending in `/`.
     pub url: Url,
+    credentials: Option<Credentials>,
+}
+
+/// A mirror URL's user name and password; its `Debug` shows neither.
+#[derive(Clone, PartialEq, Eq)]
+struct Credentials {
+    username: String,
+    password: Option<String>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credentials(<redacted>)")
+    }
 }
 
 impl MirrorSpec {
@@ -27,10 +45,34 @@ impl MirrorSpec {
         if let Some(name) = name {
             check_name(name)?;
         }
+        let mut url = parse_mirror_url(url)?;
+        let credentials =
+            (!url.username().is_empty() || url.password().is_some()).then(|| Credentials {
+                username: url.username().to_owned(),
+                password: url.password().map(str::to_owned),
+            });
+        strip_credentials(&mut url);
         Ok(Self {
             name: name.map(str::to_owned),
-            url: parse_mirror_url(url)?,
+            url,
+            credentials,
         })
+    }
+
+    /// The URL the origin's client connects to: [`MirrorSpec::url`] with its credentials.
+    /// Never show it.
+    pub fn origin_url(&self) -> Url {
+        let mut url = self.url.clone();
+        if let Some(credentials) = &self.credentials {
+            let _ = url.set_username(&credentials.username);
+            let _ = url.set_password(credentials.password.as_deref());
+        }
+        url
+    }
+
+    /// Whether the mirror URL carried a user name or password.
+    pub fn has_credentials(&self) -> bool {
+        self.credentials.is_some()
     }
 
     /// The prefix after `/v1/` (SPEC §3), ending in `/`: `NAME/` for named mirrors, else
@@ -56,7 +98,16 @@ impl MirrorSpec {
             }
             rest = tail.trim_start_matches('/');
         }
-        Some(RelPath::from_url_path(rest))
+        Some(RelPath::from_url_path(rest).and_then(|path| {
+            if path.is_hidden() {
+                Err(OriginError::OutsideMirror {
+                    path: path.to_string(),
+                    reason: "hidden name",
+                })
+            } else {
+                Ok(path)
+            }
+        }))
     }
 }
 
@@ -79,6 +130,34 @@ impl fmt::Display for MirrorSpec {
             Some(name) => write!(f, "{name}={}", self.url),
             None => write!(f, "{}", self.url),
         }
+    }
+}
+
+/// `url` without its user name and password.
+fn strip_credentials(url: &mut Url) {
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+}
+
+/// `text` with the user name and password of a URL in it replaced by `***`, for messages about
+/// a URL that may not parse.
+pub fn redact_url_text(text: &str) -> String {
+    if let Ok(mut url) = Url::parse(text.trim()) {
+        if !url.username().is_empty() || url.password().is_some() {
+            strip_credentials(&mut url);
+            return url.to_string().replacen("://", "://***@", 1);
+        }
+        return text.to_owned();
+    }
+    match text.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+                None => text.to_owned(),
+            }
+        }
+        None => text.to_owned(),
     }
 }
 
@@ -164,24 +243,25 @@ fn check_name(name: &str) -> OriginResult<()> {
 
 /// Checks a mirror URL and gives its path a trailing `/`.
 fn parse_mirror_url(text: &str) -> OriginResult<Url> {
+    let shown = redact_url_text(text);
     let mut url =
-        Url::parse(text).map_err(|e| OriginError::config(format!("mirror URL {text:?}: {e}")))?;
+        Url::parse(text).map_err(|e| OriginError::config(format!("mirror URL {shown:?}: {e}")))?;
     let scheme = url.scheme().to_owned();
     if !MIRROR_SCHEMES.contains(&scheme.as_str()) {
         return Err(OriginError::config(format!(
-            "mirror URL {text:?}: scheme must be one of {}",
+            "mirror URL {shown:?}: scheme must be one of {}",
             MIRROR_SCHEMES.join(", ")
         )));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(OriginError::config(format!(
-            "mirror URL {text:?} must not have a query or fragment"
+            "mirror URL {shown:?} must not have a query or fragment"
         )));
     }
     let needs_host = scheme != "file";
     if needs_host && url.host_str().is_none_or(str::is_empty) {
         return Err(OriginError::config(format!(
-            "mirror URL {text:?} needs a host (or bucket)"
+            "mirror URL {shown:?} needs a host (or bucket)"
         )));
     }
     if scheme == "file"
@@ -190,7 +270,7 @@ fn parse_mirror_url(text: &str) -> OriginResult<Url> {
             .is_some_and(|h| !h.is_empty() && h != "localhost")
     {
         return Err(OriginError::config(format!(
-            "mirror URL {text:?}: file URLs name a local path (file:///path)"
+            "mirror URL {shown:?}: file URLs name a local path (file:///path)"
         )));
     }
     if !url.path().ends_with('/') {
@@ -253,6 +333,40 @@ mod tests {
     }
 
     #[test]
+    fn credentials_are_kept_apart_from_the_shown_url() {
+        let spec: MirrorSpec = "archive=https://alice:s3cret@h.example/files/"
+            .parse()
+            .unwrap();
+        assert_eq!(spec.url.as_str(), "https://h.example/files/");
+        assert!(spec.has_credentials());
+        assert_eq!(
+            spec.origin_url().as_str(),
+            "https://alice:s3cret@h.example/files/"
+        );
+        for shown in [
+            spec.to_string(),
+            format!("{spec:?}"),
+            spec.prefix(),
+            spec.url.to_string(),
+        ] {
+            assert!(
+                !shown.contains("s3cret") && !shown.contains("alice"),
+                "{shown}"
+            );
+        }
+        let bad = "http://alice:s3cret@h.example/?q=1"
+            .parse::<MirrorSpec>()
+            .unwrap_err()
+            .to_string();
+        assert!(!bad.contains("s3cret"), "{bad}");
+        assert_eq!(
+            redact_url_text("http://u:p@[bad/x"),
+            "http://***@[bad/x".to_owned()
+        );
+        assert_eq!(redact_url_text("file:///a@b/"), "file:///a@b/");
+    }
+
+    #[test]
     fn an_equals_sign_inside_the_url_is_not_a_name() {
         let spec: MirrorSpec = "https://h.example/a=b/".parse().unwrap();
         assert_eq!(spec.name, None);
@@ -311,5 +425,10 @@ mod tests {
             .relative_path("org/oceanobservatories/rawdata/files/../x")
             .unwrap();
         assert!(escape.unwrap_err().is_not_found());
+        for hidden in ["files/.env", "files/.git/config", "files/a/%2Essh/id"] {
+            let path = format!("org/oceanobservatories/rawdata/{hidden}");
+            let refused = spec.relative_path(&path).unwrap();
+            assert!(refused.unwrap_err().is_not_found(), "{hidden}");
+        }
     }
 }
