@@ -96,6 +96,10 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn serve(args: &ServeArgs) -> Result<()> {
+    if args.print_options {
+        print!("{}", crate::config::option_table());
+        return Ok(());
+    }
     let config = ServeConfig::resolve(args)?;
     crate::serve::serve(config)
 }
