@@ -8,23 +8,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use object_store::aws::AmazonS3ConfigKey;
+use lazycache_store::{ClientSettings, Scheme};
 use object_store::client::{HttpError, HttpErrorKind};
-use object_store::gcp::GoogleConfigKey;
 use object_store::path::{Path as ObjectPath, PathPart};
-use object_store::{
-    BackoffConfig, ClientConfigKey, ClientOptions, GetOptions, GetRange, ObjectMeta, ObjectStore,
-    RetryConfig,
-};
+use object_store::{BackoffConfig, GetOptions, GetRange, ObjectMeta, ObjectStore, RetryConfig};
 use url::Url;
 
 use crate::error::{OriginError, OriginResult};
 use crate::http::HttpConfig;
 use crate::origin::{FileMeta, Listing, Origin};
 use crate::relpath::RelPath;
-
-/// The variable Google's client libraries read to talk to a GCS emulator (SPEC §2).
-pub const STORAGE_EMULATOR_HOST: &str = "STORAGE_EMULATOR_HOST";
 
 /// A "folder" (key prefix) of an object store.
 pub struct ObjectStoreOrigin {
@@ -53,57 +46,35 @@ impl ObjectStoreOrigin {
     /// `gs://BUCKET/PREFIX`. Credentials come from the usual Google sources; with
     /// `STORAGE_EMULATOR_HOST` set, the emulator there is used without credentials.
     pub fn gcs(url: &Url, config: &HttpConfig) -> OriginResult<Self> {
-        let bucket = bucket_of(url, "gs")?;
-        let builder = match std::env::var(STORAGE_EMULATOR_HOST) {
-            Ok(host) if !host.trim().is_empty() => {
-                let host = host.trim().trim_end_matches('/');
-                let base_url = if host.contains("://") {
-                    host.to_owned()
-                } else {
-                    format!("http://{host}")
-                };
-                // object_store's way to an emulator: a service-account key that names the base
-                // URL and turns OAuth off (as its own CI does with fake-gcs-server).
-                let key = serde_json::json!({
-                    "gcs_base_url": base_url,
-                    "disable_oauth": true,
-                    "client_email": "",
-                    "private_key": "",
-                    "private_key_id": "",
-                });
-                object_store::gcp::GoogleCloudStorageBuilder::new()
-                    .with_service_account_key(key.to_string())
-                    .with_client_options(client_options(config).with_allow_http(true))
-            }
-            _ => client_timeouts(config).into_iter().fold(
-                object_store::gcp::GoogleCloudStorageBuilder::from_env(),
-                |builder, (key, value)| builder.with_config(GoogleConfigKey::Client(key), value),
-            ),
-        };
-        let store = builder
-            .with_bucket_name(bucket)
-            .with_retry(retry_config(config))
-            .build()
-            .map_err(|e| OriginError::config(format!("{url}: {e}")))?;
-        Self::new(Arc::new(store), url.path(), display_url(url))
+        Self::bucket(url, Scheme::Gcs, config)
     }
 
     /// `s3://BUCKET/PREFIX`, configured from the usual `AWS_*` variables.
     pub fn s3(url: &Url, config: &HttpConfig) -> OriginResult<Self> {
-        let bucket = bucket_of(url, "s3")?;
-        // Timeouts go in as config keys: replacing the client options would drop what the
-        // environment set (AWS_ALLOW_HTTP for a local endpoint, proxies).
-        let store = client_timeouts(config)
-            .into_iter()
-            .fold(
-                object_store::aws::AmazonS3Builder::from_env(),
-                |builder, (key, value)| builder.with_config(AmazonS3ConfigKey::Client(key), value),
-            )
-            .with_bucket_name(bucket)
-            .with_retry(retry_config(config))
-            .build()
-            .map_err(|e| OriginError::config(format!("{url}: {e}")))?;
-        Self::new(Arc::new(store), url.path(), display_url(url))
+        Self::bucket(url, Scheme::S3, config)
+    }
+
+    /// A bucket URL of `scheme`, through lazycache-store's builder with the origin's timeouts
+    /// and retries.
+    fn bucket(url: &Url, scheme: Scheme, config: &HttpConfig) -> OriginResult<Self> {
+        let not_a_bucket = || {
+            OriginError::config(format!(
+                "{url} is not a {}://BUCKET/PREFIX URL",
+                scheme.as_str()
+            ))
+        };
+        if url.scheme() != scheme.as_str() {
+            return Err(not_a_bucket());
+        }
+        let opened = lazycache_store::open(url, &client_settings(config)).map_err(|e| match e {
+            lazycache_store::StoreError::NoBucket(_) => not_a_bucket(),
+            other => OriginError::config(format!("{}: {other}", display_url(url))),
+        })?;
+        Ok(Self {
+            store: opened.store,
+            prefix: opened.location.prefix().clone(),
+            label: display_url(url),
+        })
     }
 
     fn key_of(&self, path: &RelPath) -> OriginResult<ObjectPath> {
@@ -123,15 +94,6 @@ impl ObjectStoreOrigin {
     }
 }
 
-fn bucket_of<'a>(url: &'a Url, scheme: &str) -> OriginResult<&'a str> {
-    match url.host_str() {
-        Some(bucket) if url.scheme() == scheme && !bucket.is_empty() => Ok(bucket),
-        _ => Err(OriginError::config(format!(
-            "{url} is not a {scheme}://BUCKET/PREFIX URL"
-        ))),
-    }
-}
-
 fn display_url(url: &Url) -> String {
     let text = format!(
         "{}://{}{}",
@@ -146,25 +108,9 @@ fn display_url(url: &Url) -> String {
     }
 }
 
-fn client_timeouts(config: &HttpConfig) -> [(ClientConfigKey, String); 2] {
-    let millis = |d: std::time::Duration| format!("{}ms", d.as_millis());
-    [
-        (
-            ClientConfigKey::ConnectTimeout,
-            millis(config.connect_timeout),
-        ),
-        (ClientConfigKey::Timeout, millis(config.request_timeout)),
-    ]
-}
-
-fn client_options(config: &HttpConfig) -> ClientOptions {
-    ClientOptions::new()
-        .with_connect_timeout(config.connect_timeout)
-        .with_timeout(config.request_timeout)
-}
-
-fn retry_config(config: &HttpConfig) -> RetryConfig {
-    RetryConfig {
+/// The origin's patience: its HTTP timeouts, and its retry policy in object_store's terms.
+fn client_settings(config: &HttpConfig) -> ClientSettings {
+    let retry = RetryConfig {
         backoff: BackoffConfig {
             init_backoff: config.retry.base_delay,
             max_backoff: config.retry.max_delay,
@@ -172,7 +118,8 @@ fn retry_config(config: &HttpConfig) -> RetryConfig {
         },
         max_retries: config.retry.max_attempts.saturating_sub(1) as usize,
         retry_timeout: config.request_timeout,
-    }
+    };
+    ClientSettings::new(config.connect_timeout, config.request_timeout, retry)
 }
 
 fn file_meta(meta: &ObjectMeta) -> FileMeta {

@@ -34,6 +34,7 @@ fn gs_mirrors_list_stat_and_read_through_the_emulator() {
     upload(&gcs, "camhd/2016/ü.mov", b"unicode");
     upload(&gcs, "camhd/readme.txt", b"hello");
     upload(&gcs, "elsewhere/secret.mov", b"not in the mirror");
+    upload(&gcs, "with space/x.mov", b"x");
     // SAFETY: the only test of this binary sets the variable before any thread of its own reads
     // the environment (the runtime is built after).
     unsafe { std::env::set_var(lazycache_origin::STORAGE_EMULATOR_HOST, &gcs.url) };
@@ -86,6 +87,18 @@ fn gs_mirrors_list_stat_and_read_through_the_emulator() {
             assert!(
                 mirror.public_url(&path).is_none(),
                 "bucket files are served, not redirected"
+            );
+
+            // A prefix is the URL's path percent-decoded, as object names are.
+            let spaced = Mirror::open(
+                format!("gs://{BUCKET}/with%20space/").parse().unwrap(),
+                &OriginConfig::default(),
+                RangeCache::new(RangeCacheConfig::default()),
+            )
+            .unwrap();
+            assert_eq!(
+                spaced.list(&RelPath::root()).await.unwrap().files,
+                ["x.mov"]
             );
 
             // Replaced in the bucket: a read of bytes not yet cached fails as changed.
