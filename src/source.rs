@@ -46,6 +46,12 @@ impl ByteSource for OriginSource {
     fn describe(&self) -> String {
         format!("/{}", self.file.path())
     }
+
+    fn extension(&self) -> Option<String> {
+        let name = self.file.path().file_name()?;
+        name.rsplit_once('.')
+            .map(|(_, extension)| extension.to_owned())
+    }
 }
 
 /// The decoder's view of an origin failure.

@@ -1,20 +1,58 @@
 //! FFmpeg reads a movie only through these I/O callbacks over a [`ByteSource`]: no FFmpeg
-//! protocols, no nested opens, bounded bytes and time.
+//! protocols, no nested opens, one demuxer chosen by the file's extension, whitelisted
+//! decoders, bounded bytes, streams and time.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::ptr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use ffmpeg_next::ffi;
 
+use crate::decoder::DECODER_WHITELIST;
 use crate::error::{Error, Result, av_error_string};
 use crate::ffmpeg_log;
+use crate::limits::{ANALYZE_DURATION_US, FORMAT_PROBE_BYTES, MAX_STREAMS, STREAM_PROBE_BYTES};
 use crate::source::ByteSource;
 
-/// Containers the service opens. Anything else FFmpeg could probe (text, images, playlists …)
-/// is refused, which also keeps demuxers with exotic parsers away from untrusted bytes.
-const FORMAT_WHITELIST: &str = "mov,matroska,avi,mxf,mpegts,mpeg,flv,asf,ogg,nut";
+/// FFmpeg's name of the QuickTime/MP4 demuxer (see [`DEMUXERS`]).
+pub(crate) const MOV_DEMUXER: &str = "mov";
+
+/// The containers the service opens, by file extension, and the one FFmpeg demuxer each may be
+/// read with. The name says what a file is; FFmpeg's probe may only confirm it (the format
+/// whitelist is that one demuxer, so a `.mov` that probes as anything else is refused). Nothing
+/// else FFmpeg could probe (text, images, playlists, MPEG-PS, FLV, ASF, Ogg, NUT …) is opened,
+/// which keeps demuxers with exotic parsers away from untrusted bytes.
+pub(crate) const DEMUXERS: &[(&str, &str)] = &[
+    ("mov", MOV_DEMUXER),
+    ("mp4", MOV_DEMUXER),
+    ("m4v", MOV_DEMUXER),
+    ("mkv", "matroska"),
+    ("webm", "matroska"),
+    ("avi", "avi"),
+    ("mxf", "mxf"),
+    ("ts", "mpegts"),
+];
+
+/// The demuxer for `source`, from its file name's extension.
+pub(crate) fn demuxer_for(source: &dyn ByteSource) -> Result<&'static str> {
+    let Some(extension) = source.extension() else {
+        return Err(Error::NotAMovie(
+            "its name has no extension, so its container is unknown".into(),
+        ));
+    };
+    let lower = extension.to_ascii_lowercase();
+    if let Some((_, demuxer)) = DEMUXERS.iter().find(|(e, _)| *e == lower) {
+        return Ok(demuxer);
+    }
+    let shown: String = extension.chars().take(16).collect();
+    let known: Vec<&str> = DEMUXERS.iter().map(|(e, _)| *e).collect();
+    Err(Error::NotAMovie(format!(
+        "files ending in .{shown:?} are not movies (the extensions read are {})",
+        known.join(", ")
+    )))
+}
 const AVIO_BUFFER_SIZE: usize = 256 * 1024;
 /// First read at a new position; doubles while reads stay sequential. Keeps a probe of a
 /// moov-at-end file to the atom headers and the moov itself.
@@ -32,6 +70,9 @@ pub(crate) struct IoState {
     timeout: std::time::Duration,
     /// The first error the callbacks hit; reported instead of FFmpeg's generic EIO.
     pub error: Option<Error>,
+    /// Bytes read (and checked) before FFmpeg opened the file; reads inside them are answered
+    /// from memory.
+    known: KnownBytes,
     /// Sorted, disjoint byte ranges answered with zeros instead of being fetched: the sample
     /// data of a MOV while only its packet timestamps are wanted.
     zero_ranges: Vec<(u64, u64)>,
@@ -49,6 +90,12 @@ impl IoState {
         }
         let remaining = self.len - self.pos;
         let max = (buf.len() as u64).min(remaining) as usize;
+        if let Some(known) = self.known.at(self.pos) {
+            let n = known.len().min(max);
+            buf[..n].copy_from_slice(&known[..n]);
+            self.pos += n as u64;
+            return Ok(n);
+        }
         if let Some(zero_end) = self.zero_run_end(self.pos) {
             let n = ((zero_end - self.pos) as usize).min(max);
             buf[..n].fill(0);
@@ -63,6 +110,9 @@ impl IoState {
         let mut want = self.next_read.min(max);
         if let Some(next_zero) = self.next_zero_start(self.pos) {
             want = want.min((next_zero - self.pos) as usize);
+        }
+        if let Some(next_known) = self.known.next_start(self.pos) {
+            want = want.min(usize::try_from(next_known - self.pos).unwrap_or(usize::MAX));
         }
         if self.fetched + want as u64 > self.fetch_cap {
             return Err(Error::IndexTooLarge(format!(
@@ -172,19 +222,24 @@ pub(crate) struct Demuxer {
 unsafe impl Send for Demuxer {}
 
 impl Demuxer {
-    /// Opens `source` as a container, reading at most `fetch_cap` bytes before `deadline`.
+    /// Opens `source` as the container its extension names, reading at most `fetch_cap` bytes
+    /// (those in `known` included, which are answered from memory) within `timeout`. Every
+    /// stream but the video ones is discarded before anything analyses them.
     pub fn open(
         source: Arc<dyn ByteSource>,
+        known: KnownBytes,
         fetch_cap: u64,
         timeout: std::time::Duration,
     ) -> Result<Self> {
+        let format = demuxer_for(&*source)?;
         ffmpeg_log::init();
         ffmpeg_log::clear_last_error();
         let mut state = Box::new(IoState {
             len: source.len(),
             source,
             pos: 0,
-            fetched: 0,
+            fetched: known.fetched,
+            known,
             fetch_cap,
             deadline: Instant::now() + timeout,
             timeout,
@@ -226,8 +281,18 @@ impl Demuxer {
             (*ctx).pb = avio;
             (*ctx).flags |= ffi::AVFMT_FLAG_CUSTOM_IO;
             (*ctx).io_open = Some(refuse_nested_open);
-            let whitelist = CString::new(FORMAT_WHITELIST).unwrap_or_default();
-            (*ctx).format_whitelist = ffi::av_strdup(whitelist.as_ptr());
+            let formats = CString::new(format).unwrap_or_default();
+            (*ctx).format_whitelist = ffi::av_strdup(formats.as_ptr());
+            let decoders = CString::new(DECODER_WHITELIST).unwrap_or_default();
+            (*ctx).codec_whitelist = ffi::av_strdup(decoders.as_ptr());
+            (*ctx).format_probesize = FORMAT_PROBE_BYTES;
+            (*ctx).probesize = STREAM_PROBE_BYTES;
+            (*ctx).max_analyze_duration = ANALYZE_DURATION_US;
+            (*ctx).max_streams = MAX_STREAMS;
+            if (*ctx).format_whitelist.is_null() || (*ctx).codec_whitelist.is_null() {
+                ffi::avformat_free_context(ctx);
+                return Err(Error::Decode("out of memory for the whitelists".into()));
+            }
             let empty = CString::default();
             // On failure avformat_open_input frees ctx and sets it to null.
             let ret =
@@ -235,6 +300,16 @@ impl Demuxer {
             demuxer.ctx = ctx;
             if ret < 0 {
                 return Err(demuxer.open_error(ret));
+            }
+            // Only video is ever read: other streams are neither analysed nor demuxed.
+            for i in 0..(*ctx).nb_streams as usize {
+                let st = *(*ctx).streams.add(i);
+                if !st.is_null()
+                    && ((*st).codecpar.is_null()
+                        || (*(*st).codecpar).codec_type != ffi::AVMediaType::AVMEDIA_TYPE_VIDEO)
+                {
+                    (*st).discard = ffi::AVDiscard::AVDISCARD_ALL;
+                }
             }
             Ok(demuxer)
         }
@@ -287,6 +362,79 @@ impl Demuxer {
     }
 }
 
+/// Bytes of the source read before FFmpeg opened it (the atoms `mp4_boxes` checked): sorted,
+/// disjoint pieces that answer FFmpeg's reads of the same ranges instead of the source.
+#[derive(Debug, Default)]
+pub(crate) struct KnownBytes {
+    pieces: Vec<(u64, Bytes)>,
+    /// The pieces' total length.
+    held: u64,
+    /// Bytes fetched from the source to learn them (they count toward the index byte cap).
+    pub fetched: u64,
+}
+
+impl KnownBytes {
+    /// The known bytes from `pos` to the end of the piece holding it.
+    pub fn at(&self, pos: u64) -> Option<Bytes> {
+        let after = self.pieces.partition_point(|(start, _)| *start <= pos);
+        let (start, bytes) = self.pieces.get(after.checked_sub(1)?)?;
+        let from = usize::try_from(pos - start).ok()?;
+        (from < bytes.len()).then(|| bytes.slice(from..))
+    }
+
+    /// Where the first piece after `pos` starts.
+    pub fn next_start(&self, pos: u64) -> Option<u64> {
+        let after = self.pieces.partition_point(|(start, _)| *start <= pos);
+        self.pieces.get(after).map(|(start, _)| *start)
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> u64 {
+        self.held
+    }
+
+    /// Adds the bytes at `start`, merged with the pieces they overlap or touch.
+    pub fn insert(&mut self, start: u64, bytes: Bytes) {
+        let end_of = |s: u64, b: &Bytes| s.saturating_add(b.len() as u64);
+        let end = end_of(start, &bytes);
+        if bytes.is_empty() {
+            return;
+        }
+        let first = self.pieces.partition_point(|(s, b)| end_of(*s, b) < start);
+        let last = self.pieces.partition_point(|(s, _)| *s <= end);
+        let Some(touched) = self.pieces.get(first..last).filter(|t| !t.is_empty()) else {
+            self.held = self.held.saturating_add(bytes.len() as u64);
+            self.pieces.insert(first, (start, bytes));
+            return;
+        };
+        let merged_start = touched.iter().map(|(s, _)| *s).fold(start, u64::min);
+        let merged_end = touched
+            .iter()
+            .map(|(s, b)| end_of(*s, b))
+            .fold(end, u64::max);
+        let Ok(len) = usize::try_from(merged_end - merged_start) else {
+            return;
+        };
+        let mut merged = vec![0u8; len];
+        for (s, b) in touched.iter().chain(std::iter::once(&(start, bytes))) {
+            let at = usize::try_from(s - merged_start).unwrap_or(usize::MAX);
+            if let Some(slot) = at
+                .checked_add(b.len())
+                .and_then(|stop| merged.get_mut(at..stop))
+            {
+                slot.copy_from_slice(b);
+            }
+        }
+        let replaced: u64 = touched.iter().map(|(_, b)| b.len() as u64).sum();
+        self.held = self
+            .held
+            .saturating_sub(replaced)
+            .saturating_add(merged.len() as u64);
+        self.pieces
+            .splice(first..last, [(merged_start, Bytes::from(merged))]);
+    }
+}
+
 impl Drop for Demuxer {
     fn drop(&mut self) {
         // SAFETY: ctx (if any) was opened by avformat_open_input with our custom pb, which
@@ -299,6 +447,84 @@ impl Drop for Demuxer {
                 ffi::av_freep(&mut (*self.avio).buffer as *mut *mut u8 as *mut c_void);
                 ffi::avio_context_free(&mut self.avio);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_bytes_merge_and_answer_reads() {
+        let mut known = KnownBytes::default();
+        known.insert(100, Bytes::from_static(b"abcd"));
+        known.insert(10, Bytes::from_static(b"xy"));
+        assert_eq!(known.len(), 6);
+        assert_eq!(known.at(101).unwrap(), &b"bcd"[..]);
+        assert!(known.at(104).is_none() && known.at(99).is_none() && known.at(12).is_none());
+        assert_eq!(known.next_start(11), Some(100));
+        assert_eq!(known.next_start(100), None);
+        // Overlapping and touching pieces merge into one.
+        known.insert(102, Bytes::from_static(b"cdef"));
+        known.insert(96, Bytes::from_static(b"1234"));
+        assert_eq!(known.len(), 2 + 10);
+        assert_eq!(known.at(96).unwrap(), &b"1234abcdef"[..]);
+        known.insert(0, Bytes::new());
+        assert_eq!(known.pieces.len(), 2);
+        // Near the end of the address space nothing overflows.
+        known.insert(u64::MAX - 1, Bytes::from_static(b"zz"));
+        assert_eq!(known.at(u64::MAX - 1).unwrap(), &b"zz"[..]);
+    }
+
+    #[test]
+    fn extensions_choose_one_demuxer() {
+        struct Named(&'static str);
+        impl ByteSource for Named {
+            fn len(&self) -> u64 {
+                0
+            }
+            fn validator(&self) -> &str {
+                ""
+            }
+            fn read_at(&self, _: u64, _: usize) -> Result<Bytes, crate::SourceError> {
+                Ok(Bytes::new())
+            }
+            fn describe(&self) -> String {
+                self.0.into()
+            }
+            fn extension(&self) -> Option<String> {
+                std::path::Path::new(self.0)
+                    .extension()
+                    .map(|e| e.to_string_lossy().into_owned())
+            }
+        }
+        for (name, demuxer) in [
+            ("a.MOV", "mov"),
+            ("a.mp4", "mov"),
+            ("a.m4v", "mov"),
+            ("a.mkv", "matroska"),
+            ("a.webm", "matroska"),
+            ("a.avi", "avi"),
+            ("a.mxf", "mxf"),
+            ("a.ts", "mpegts"),
+        ] {
+            assert_eq!(demuxer_for(&Named(name)).unwrap(), demuxer, "{name}");
+        }
+        for name in [
+            "a.mpg",
+            "a.flv",
+            "a.asf",
+            "a.ogv",
+            "a.nut",
+            "a",
+            "a.mov.txt",
+        ] {
+            assert!(
+                matches!(demuxer_for(&Named(name)), Err(Error::NotAMovie(_))),
+                "{name}"
+            );
         }
     }
 }

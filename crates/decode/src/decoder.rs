@@ -7,7 +7,7 @@ use std::time::Instant;
 use ffmpeg_next::ffi;
 use ffmpeg_next::frame;
 
-use crate::avio::Demuxer;
+use crate::avio::{Demuxer, KnownBytes};
 use crate::error::{Error, Result, av_error_string};
 use crate::index::{MovieIndex, Sample, fill_codec_parameters};
 use crate::limits::Limits;
@@ -20,6 +20,45 @@ const MAX_READ_SPAN: u64 = 32 * 1024 * 1024;
 /// Earlier keyframes tried when a start point does not yield the frame (e.g. an open GOP whose
 /// recovery point FFmpeg does not honour).
 const START_ATTEMPTS: usize = 3;
+
+/// The video decoders FFmpeg may open, by decoder name (FFmpeg's `codec_whitelist`, on the
+/// format context for stream analysis and on every decoder context we open):
+/// the codecs of cameras, editing and archives (ProRes, H.264, HEVC, MPEG-2, MPEG-4 part 2,
+/// MJPEG, DNxHD/HR), of the web (VP8, VP9, and AV1 through libdav1d: FFmpeg 5.1's own `av1`
+/// decoder only drives hardware), lossless FFV1, and uncompressed or lossless intermediates
+/// (raw video, 10-bit v210/v410/r210, QuickTime Animation, PNG). Anything else — hundreds of
+/// decoders for old and exotic formats — is refused as an unsupported codec.
+pub(crate) const DECODER_WHITELIST: &str = "prores,h264,hevc,mpeg2video,mpeg4,mjpeg,dnxhd,\
+    vp8,vp9,libdav1d,ffv1,rawvideo,v210,v410,r210,qtrle,png";
+
+/// The decoder FFmpeg would use for `id`, if it is on [`DECODER_WHITELIST`].
+pub(crate) fn allowed_decoder(id: ffi::AVCodecID) -> Result<*const ffi::AVCodec> {
+    // SAFETY: lookups in FFmpeg's static codec tables; names are static C strings.
+    unsafe {
+        let codec = ffi::avcodec_find_decoder(id);
+        let name = |p: *const std::ffi::c_char| {
+            if p.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        };
+        if codec.is_null() {
+            return Err(Error::UnsupportedCodec(name(ffi::avcodec_get_name(id))));
+        }
+        let decoder = name((*codec).name);
+        if !DECODER_WHITELIST
+            .split(',')
+            .any(|allowed| allowed.trim() == decoder)
+        {
+            return Err(Error::UnsupportedCodec(format!(
+                "{} (decoder {decoder} is not enabled here)",
+                name(ffi::avcodec_get_name(id))
+            )));
+        }
+        Ok(codec)
+    }
+}
 
 /// A decoded picture in the codec's own pixel format, with its colour description.
 pub struct DecodedFrame {
@@ -50,15 +89,16 @@ struct Attempt<'a> {
 pub fn decode_frame(
     source: &Arc<dyn ByteSource>,
     index: &MovieIndex,
-    presentation: &[usize],
+    presentation: &[u32],
     order_pos: usize,
     limits: &Limits,
 ) -> Result<DecodedFrame> {
-    let target = *presentation.get(order_pos).ok_or(Error::FrameOutOfRange {
+    let out_of_range = || Error::FrameOutOfRange {
         frame: order_pos as u64 + 1,
         count: presentation.len() as u64,
-    })?;
-    let target_pts = index.samples[target].pts;
+    };
+    let target = *presentation.get(order_pos).ok_or_else(out_of_range)? as usize;
+    let target_pts = index.samples.get(target).ok_or_else(out_of_range)?.pts;
     let deadline = Instant::now() + limits.decode_timeout;
     let mut start = target;
     for _ in 0..START_ATTEMPTS {
@@ -99,9 +139,11 @@ pub fn decode_frame(
 /// The last keyframe at or before `from` (decode order) shown no later than the target, so
 /// the target is neither before it nor one of its leading pictures.
 fn keyframe_before(samples: &[Sample], from: usize, target_pts: i64) -> usize {
-    (0..=from)
-        .rev()
-        .find(|&i| samples[i].keyframe && samples[i].pts <= target_pts)
+    samples
+        .get(..=from)
+        .unwrap_or_default()
+        .iter()
+        .rposition(|s| s.keyframe && s.pts <= target_pts)
         .unwrap_or(0)
 }
 
@@ -109,11 +151,22 @@ fn open_decoder(index: &MovieIndex, limits: &Limits) -> Result<ffmpeg_next::deco
     let mut params = ffmpeg_next::codec::Parameters::new();
     // SAFETY: params owns a freshly allocated AVCodecParameters.
     unsafe { fill_codec_parameters(params.as_mut_ptr(), &index.codec)? };
+    // SAFETY: params holds the codec id just filled in.
+    allowed_decoder(unsafe { (*params.as_ptr()).codec_id })?;
     let mut context = ffmpeg_next::codec::Context::from_parameters(params)
         .map_err(|e| Error::Decode(e.to_string()))?;
-    // SAFETY: plain field writes on a context not yet opened.
+    let whitelist = std::ffi::CString::new(DECODER_WHITELIST).unwrap_or_default();
+    // SAFETY: plain field writes on a context not yet opened; the whitelist is FFmpeg-allocated
+    // and freed with the context.
     unsafe {
         let ctx = context.as_mut_ptr();
+        (*ctx).codec_whitelist = ffi::av_strdup(whitelist.as_ptr());
+        if (*ctx).codec_whitelist.is_null() {
+            return Err(Error::Decode(
+                "out of memory for the decoder whitelist".into(),
+            ));
+        }
+        (*ctx).max_pixels = i64::try_from(limits.max_source_pixels).unwrap_or(i64::MAX);
         (*ctx).pkt_timebase = ffi::AVRational {
             num: index.time_base.0,
             den: index.time_base.1,
@@ -229,22 +282,33 @@ fn decode_direct(attempt: &Attempt<'_>, start: usize) -> Result<Option<frame::Vi
         deadline,
     } = *attempt;
     let mut catcher = make_catcher(index, target_pts, limits)?;
-    let samples = &index.samples[start..=target];
+    let bad_index = || Error::BadIndex("a sample lies outside the file".into());
+    let samples = index.samples.get(start..=target).ok_or_else(bad_index)?;
     for span in read_spans(samples) {
         check_deadline(deadline, limits)?;
-        let first = &samples[span.start];
-        let last = &samples[span.end - 1];
-        let offset = first.pos as u64;
-        let len = (last.pos as u64 + u64::from(last.size) - offset) as usize;
+        let run = samples.get(span).unwrap_or_default();
+        let (Some(first), Some(last)) = (run.first(), run.last()) else {
+            continue;
+        };
+        let offset = u64::try_from(first.pos).map_err(|_| bad_index())?;
+        let len = u64::try_from(last.pos)
+            .ok()
+            .and_then(|pos| pos.checked_add(u64::from(last.size)))
+            .and_then(|end| end.checked_sub(offset))
+            .and_then(|len| usize::try_from(len).ok())
+            .ok_or_else(bad_index)?;
         let bytes = source.read_at(offset, len)?;
         if bytes.len() < len {
             return Err(Error::Truncated(format!(
                 "the file ends inside the sample at byte {offset}"
             )));
         }
-        for sample in &samples[span] {
-            let from = (sample.pos as u64 - offset) as usize;
-            let data = &bytes[from..from + sample.size as usize];
+        for sample in run {
+            let data = u64::try_from(sample.pos)
+                .ok()
+                .and_then(|pos| usize::try_from(pos.checked_sub(offset)?).ok())
+                .and_then(|from| bytes.get(from..from.checked_add(sample.size as usize)?))
+                .ok_or_else(bad_index)?;
             catcher.feed(&packet_for(sample, data))?;
         }
     }
@@ -265,14 +329,16 @@ fn finish_attempt(catcher: FrameCatcher) -> Result<Option<frame::Video>> {
 fn read_spans(samples: &[Sample]) -> Vec<std::ops::Range<usize>> {
     let mut spans = Vec::new();
     let mut begin = 0;
+    let pos = |s: &Sample| u64::try_from(s.pos).unwrap_or(0);
+    let end = |s: &Sample| pos(s).saturating_add(u64::from(s.size));
     for i in 1..=samples.len() {
-        let split = i == samples.len() || {
-            let (prev, next, first) = (&samples[i - 1], &samples[i], &samples[begin]);
-            let prev_end = prev.pos as u64 + u64::from(prev.size);
-            let next_end = next.pos as u64 + u64::from(next.size);
-            (next.pos as u64) < prev_end
-                || next.pos as u64 - prev_end > MERGE_GAP
-                || next_end - first.pos as u64 > MAX_READ_SPAN
+        let split = match (samples.get(i - 1), samples.get(i), samples.get(begin)) {
+            (Some(prev), Some(next), Some(first)) => {
+                pos(next) < end(prev)
+                    || pos(next) - end(prev) > MERGE_GAP
+                    || end(next).saturating_sub(pos(first)) > MAX_READ_SPAN
+            }
+            _ => true,
         };
         if split {
             spans.push(begin..i);
@@ -296,7 +362,13 @@ fn decode_demuxed(attempt: &Attempt<'_>, start: usize) -> Result<Option<frame::V
     let stream_index = index.stream_index;
     let mut demuxer = open_stream(source, index, limits)?;
     let ctx = demuxer.ctx();
-    let key_sample = index.samples[start];
+    let wanted = index
+        .samples
+        .get(start..=target)
+        .ok_or_else(|| Error::BadIndex("a frame outside the index".into()))?;
+    let Some(&key_sample) = wanted.first() else {
+        return Ok(None);
+    };
     let seek_ts = key_sample.pts.min(key_sample.dts);
     // SAFETY: as above.
     let sought =
@@ -305,19 +377,18 @@ fn decode_demuxed(attempt: &Attempt<'_>, start: usize) -> Result<Option<frame::V
         demuxer = open_stream(source, index, limits)?;
     }
     let mut catcher = make_catcher(index, target_pts, limits)?;
-    let wanted = &index.samples[start..=target];
     let mut next = 0; // position in `wanted` of the next packet to feed
     let mut rewound = sought < 0 || start == 0;
     let mut packet = ffmpeg_next::Packet::empty();
     let mut read = 0usize;
     while next < wanted.len() {
         check_deadline(deadline, limits)?;
-        // SAFETY: as above.
+        // SAFETY: as above. av_read_frame overwrites the packet without freeing what it held:
+        // unreference it first, or every packet read leaks its data.
         let ret = unsafe {
-            ffi::av_read_frame(
-                demuxer.ctx(),
-                ffmpeg_next::packet::Mut::as_mut_ptr(&mut packet),
-            )
+            let raw = ffmpeg_next::packet::Mut::as_mut_ptr(&mut packet);
+            ffi::av_packet_unref(raw);
+            ffi::av_read_frame(demuxer.ctx(), raw)
         };
         if ret < 0 {
             if let Some(e) = demuxer.take_io_error() {
@@ -357,23 +428,26 @@ fn decode_demuxed(attempt: &Attempt<'_>, start: usize) -> Result<Option<frame::V
                 Some(s.dts) == packet.dts()
             }
         };
+        let Some(expected) = wanted.get(next) else {
+            break;
+        };
         if next == 0 {
-            if !is(&wanted[0]) {
-                let past = packet.dts().is_some_and(|d| d > wanted[0].dts)
-                    && packet.position() as i64 > wanted[0].pos;
+            if !is(expected) {
+                let past = packet.dts().is_some_and(|d| d > expected.dts)
+                    && packet.position() as i64 > expected.pos;
                 if past && !rewound {
                     demuxer = open_stream(source, index, limits)?;
                     rewound = true;
                 }
                 continue;
             }
-        } else if !is(&wanted[next]) {
+        } else if !is(expected) {
             return Err(Error::Source(crate::SourceError::new(
                 crate::SourceErrorKind::Changed,
                 "the movie's packets differ from its index",
             )));
         }
-        let mut fed = packet_for(&wanted[next], packet.data().unwrap_or(&[]));
+        let mut fed = packet_for(expected, packet.data().unwrap_or(&[]));
         fed.set_position(packet.position());
         catcher.feed(&fed)?;
         next += 1;
@@ -388,7 +462,12 @@ fn open_stream(
     index: &MovieIndex,
     limits: &Limits,
 ) -> Result<Demuxer> {
-    let mut demuxer = Demuxer::open(Arc::clone(source), u64::MAX, limits.decode_timeout)?;
+    let mut demuxer = Demuxer::open(
+        Arc::clone(source),
+        KnownBytes::default(),
+        u64::MAX,
+        limits.decode_timeout,
+    )?;
     let ctx = demuxer.ctx();
     let stream_index = index.stream_index;
     // SAFETY: ctx is open and owned by `demuxer`; stream_index is checked against nb_streams.

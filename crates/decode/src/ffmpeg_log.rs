@@ -1,5 +1,6 @@
-//! FFmpeg's log, routed to `tracing` instead of stderr, remembering each thread's last error line
-//! so a failure can say what FFmpeg said (e.g. "moov atom not found").
+//! FFmpeg's process-wide set-up: its log, routed to `tracing` instead of stderr, remembering
+//! each thread's last error line so a failure can say what FFmpeg said (e.g. "moov atom not
+//! found"); and a cap on any single allocation FFmpeg makes.
 
 use std::cell::RefCell;
 use std::ffi::{CStr, c_char, c_int, c_void};
@@ -11,12 +12,20 @@ thread_local! {
     static LAST_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Initialises FFmpeg and installs the log callback, once per process.
+/// The largest single block FFmpeg may allocate. A demuxer that sizes a table by a count the file
+/// declares (MXF's IndexDuration: 24 bytes of index entry per declared frame) then fails with
+/// ENOMEM instead of taking gigabytes; the largest legitimate block is a decoded plane — 8K
+/// UHD at 16 bits is 71 MB — or an index of a few million samples.
+const MAX_FFMPEG_ALLOCATION: usize = 128 << 20;
+
+/// Initialises FFmpeg, caps its allocations and installs the log callback, once per process.
 pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         // SAFETY: registering a callback with the signature av_log expects.
         unsafe { ffi::av_log_set_callback(Some(log_callback)) };
+        // SAFETY: sets a process-wide limit read by av_malloc; called before any FFmpeg work.
+        unsafe { ffi::av_max_alloc(MAX_FFMPEG_ALLOCATION) };
         // A no-op on FFmpeg ≥ 4 beyond setting up network state, which we never use.
         let _ = ffmpeg_next::init();
     });

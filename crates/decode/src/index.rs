@@ -8,9 +8,11 @@ use std::sync::Arc;
 use ffmpeg_next::ffi;
 use serde::{Deserialize, Serialize};
 
-use crate::avio::Demuxer;
+use crate::avio::{self, Demuxer, KnownBytes, MOV_DEMUXER};
+use crate::decoder::allowed_decoder;
 use crate::error::{Error, Result, av_error_string};
 use crate::limits::Limits;
+use crate::mp4_boxes;
 use crate::source::ByteSource;
 
 /// Bumped whenever the serialised form or its meaning changes.
@@ -97,11 +99,67 @@ impl MovieIndex {
     /// Sample indices (decode order) of the shown frames, in presentation order: frame N is
     /// `samples[presentation_order()[N - 1]]`.
     pub fn presentation_order(&self) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.samples.len())
-            .filter(|&i| !self.samples[i].discard)
+        self.shown_order().into_iter().map(|i| i as usize).collect()
+    }
+
+    /// [`MovieIndex::presentation_order`], compactly (an index has at most `u32::MAX` samples;
+    /// see [`MovieIndex::check`]).
+    pub(crate) fn shown_order(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = self
+            .samples
+            .iter()
+            .zip(0..u32::MAX)
+            .filter(|(s, _)| !s.discard)
+            .map(|(_, i)| i)
             .collect();
-        order.sort_by_key(|&i| (self.samples[i].pts, i));
+        order.sort_by_key(|&i| {
+            let pts = self.samples.get(i as usize).map_or(i64::MAX, |s| s.pts);
+            (pts, i)
+        });
         order
+    }
+
+    /// Approximate bytes the parsed index occupies on the heap: its samples, extradata and
+    /// strings. For weighing tables of parsed movies by memory.
+    pub fn heap_bytes(&self) -> u64 {
+        let strings = [
+            &self.container,
+            &self.validator,
+            &self.codec.codec,
+            &self.codec.pixel_format,
+        ];
+        let bytes = self.samples.capacity() * std::mem::size_of::<Sample>()
+            + self.codec.extradata.capacity()
+            + strings.iter().map(|s| s.capacity()).sum::<usize>();
+        bytes as u64
+    }
+
+    /// The bounds a fresh index meets, checked again on one from a cache (which may be old,
+    /// damaged or planted): a sample count within `limits`, at least one frame shown, a time
+    /// base, a picture size within `limits`, and for direct reads every sample inside the file.
+    pub fn check(&self, limits: &Limits) -> Result<()> {
+        let count = self.samples.len();
+        if count > limits.max_samples || u32::try_from(count).is_err() {
+            return Err(Error::IndexTooLarge(format!(
+                "{count} samples (at most {} allowed)",
+                limits.max_samples
+            )));
+        }
+        if self.samples.is_empty() {
+            return Err(Error::NotAMovie("the video stream has no frames".into()));
+        }
+        if self.samples.iter().all(|s| s.discard) {
+            // E.g. a MOV whose edit list starts past its last sample.
+            return Err(Error::NotAMovie("no frames are shown".into()));
+        }
+        if self.time_base.0 <= 0 || self.time_base.1 <= 0 {
+            return Err(Error::NotAMovie("the video stream has no time base".into()));
+        }
+        check_picture_size(&self.codec, limits)?;
+        if self.direct_reads {
+            check_samples_inside(&self.samples, self.file_size)?;
+        }
+        Ok(())
     }
 }
 
@@ -110,7 +168,13 @@ impl MovieIndex {
 pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex> {
     let file_size = source.len();
     let validator = source.validator().to_owned();
-    let mut demuxer = Demuxer::open(source, limits.max_index_bytes, limits.decode_timeout)?;
+    // A MOV/MP4's atoms are checked before FFmpeg allocates anything for them.
+    let known = if avio::demuxer_for(&*source)? == MOV_DEMUXER {
+        mp4_boxes::check_movie(&*source, limits)?
+    } else {
+        KnownBytes::default()
+    };
+    let mut demuxer = Demuxer::open(source, known, limits.max_index_bytes, limits.decode_timeout)?;
     let container = demuxer.format_name();
     let is_mov = container.split(',').any(|name| name == "mov");
     let ctx = demuxer.ctx();
@@ -142,6 +206,15 @@ pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex>
         }
         let st = *(*ctx).streams.add(stream_index as usize);
         let par = (*st).codecpar;
+        // MOV leaves the picture size of MPEG-4 part 2 (and H.263) to the decoder: let stream
+        // analysis decode the first samples to learn it.
+        if is_mov && ((*par).width <= 0 || (*par).height <= 0) {
+            allowed_decoder((*par).codec_id)?;
+            let ret = ffi::avformat_find_stream_info(ctx, ptr::null_mut());
+            if ret < 0 {
+                return Err(demuxer.open_error(ret));
+            }
+        }
         let codec = codec_params(par)?;
         check_picture_size(&codec, limits)?;
         let descriptor = ffi::avcodec_descriptor_get((*par).codec_id);
@@ -173,7 +246,7 @@ pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex>
         }
         let duration = container_duration(ctx, st)
             .unwrap_or_else(|| samples_span(&samples, time_base, frame_rate));
-        Ok(MovieIndex {
+        let index = MovieIndex {
             version: INDEX_FORMAT_VERSION,
             container,
             file_size,
@@ -186,7 +259,9 @@ pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex>
             duration,
             samples,
             direct_reads: is_mov,
-        })
+        };
+        index.check(limits)?;
+        Ok(index)
     }
 }
 
@@ -213,9 +288,7 @@ unsafe fn codec_params(par: *const ffi::AVCodecParameters) -> Result<CodecParams
     unsafe {
         let p = &*par;
         let codec = cstr_or_empty(ffi::avcodec_get_name(p.codec_id));
-        if ffi::avcodec_find_decoder(p.codec_id).is_null() {
-            return Err(Error::UnsupportedCodec(codec));
-        }
+        allowed_decoder(p.codec_id)?;
         let pix_fmt: ffi::AVPixelFormat = std::mem::transmute::<i32, ffi::AVPixelFormat>(p.format);
         let pixel_format = cstr_or_empty(ffi::av_get_pix_fmt_name(pix_fmt));
         let extradata = if p.extradata.is_null() || p.extradata_size <= 0 {
@@ -394,9 +467,13 @@ fn scan_packets(demuxer: &mut Demuxer, stream_index: i32, limits: &Limits) -> Re
     let ctx = demuxer.ctx();
     let mut last_pts = i64::MIN;
     loop {
-        // SAFETY: ctx is open; the packet is a valid AVPacket we own.
-        let ret =
-            unsafe { ffi::av_read_frame(ctx, ffmpeg_next::packet::Mut::as_mut_ptr(&mut packet)) };
+        // SAFETY: ctx is open; the packet is a valid AVPacket we own. av_read_frame overwrites
+        // the packet without freeing what it held: unreference it first, or every packet leaks.
+        let ret = unsafe {
+            let raw = ffmpeg_next::packet::Mut::as_mut_ptr(&mut packet);
+            ffi::av_packet_unref(raw);
+            ffi::av_read_frame(ctx, raw)
+        };
         if ret == ffi::AVERROR_EOF {
             break;
         }
@@ -458,11 +535,12 @@ fn with_scanned_pts(mut entries: Vec<Sample>, scanned: &[Sample]) -> Result<Vec<
 }
 
 fn check_samples_inside(samples: &[Sample], file_size: u64) -> Result<()> {
-    if let Some((i, _)) = samples
-        .iter()
-        .enumerate()
-        .find(|(_, s)| s.pos < 0 || s.pos as u64 + u64::from(s.size) > file_size)
-    {
+    if let Some((i, _)) = samples.iter().enumerate().find(|(_, s)| {
+        u64::try_from(s.pos)
+            .ok()
+            .and_then(|pos| pos.checked_add(u64::from(s.size)))
+            .is_none_or(|end| end > file_size)
+    }) {
         return Err(Error::Truncated(format!(
             "sample {} of {} lies beyond the end of the file ({file_size} bytes)",
             i + 1,

@@ -12,6 +12,7 @@ mod ffmpeg_log;
 pub mod index;
 pub mod limits;
 pub mod movie;
+mod mp4_boxes;
 pub mod render;
 pub mod source;
 

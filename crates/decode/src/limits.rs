@@ -1,4 +1,5 @@
-//! Bounds on what one movie or one request may cost: index bytes, samples, decode work, pixels.
+//! Bounds on what one movie or one request may cost: index bytes, samples, decode work, pixels,
+//! and the explicit settings that bound FFmpeg's own probing and stream analysis.
 
 use std::time::Duration;
 
@@ -8,13 +9,21 @@ pub struct Limits {
     /// Bytes the decoder may read from the origin to build a movie's index (the moov atom, or a
     /// full scan of a container without one).
     pub max_index_bytes: u64,
-    /// Video samples (frames) one movie may have.
+    /// Video samples (frames) one movie may have, and — because memory follows them — the most
+    /// samples any one track of a MOV/MP4 may declare before FFmpeg builds its table for it.
+    ///
+    /// An index costs about 100 bytes per sample while it is built (FFmpeg's table of 24-byte
+    /// entries plus its composition-offset table, then our 32-byte samples) and 36 bytes per
+    /// sample once parsed, so the default (a million: 9¼ hours at 29.97 fps) bounds one index
+    /// build to about 100 MB. Declared counts are checked against this before FFmpeg sees the
+    /// movie (see `mp4_boxes`).
     pub max_samples: usize,
     /// Packets one frame request may feed to the decoder (bounds GOP length).
     pub max_decode_packets: usize,
     /// Wall-clock cap on one index build or one frame decode.
     pub decode_timeout: Duration,
-    /// Largest coded picture accepted (width × height).
+    /// Largest coded picture accepted (width × height); also the decoder's `max_pixels`, so a
+    /// stream that changes size mid-way cannot make it allocate larger pictures.
     pub max_source_pixels: u64,
     /// Decoder threads per decode.
     pub decoder_threads: usize,
@@ -24,7 +33,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_index_bytes: 256 * 1024 * 1024,
-            max_samples: 10_000_000,
+            max_samples: 1_000_000,
             max_decode_packets: 4096,
             decode_timeout: Duration::from_secs(60),
             max_source_pixels: 8192 * 8192,
@@ -32,3 +41,28 @@ impl Default for Limits {
         }
     }
 }
+
+/// Bytes FFmpeg may look at to confirm the container the file's extension names
+/// (`format_probesize`). Every container we open announces itself in its first kilobytes; this
+/// is FFmpeg's own default, stated here so an upgrade cannot widen it.
+pub const FORMAT_PROBE_BYTES: i32 = 1 << 20;
+
+/// Bytes of packets `avformat_find_stream_info` may read to learn the video stream's
+/// parameters in containers without a sample table (`probesize`; FFmpeg's default). Only
+/// the video stream is analysed: every other stream is discarded first.
+pub const STREAM_PROBE_BYTES: i64 = 5_000_000;
+
+/// Presentation time, in microseconds, stream analysis may cover (`analyzeduration`): five
+/// seconds, FFmpeg's default for most containers, so a stream whose parameters never appear
+/// cannot make it read on.
+pub const ANALYZE_DURATION_US: i64 = 5_000_000;
+
+/// Streams a container may declare (`max_streams`; FFmpeg allows 1000). Each costs FFmpeg
+/// memory and, in stream analysis, a decoder context; real movies have a video stream, some
+/// audio and perhaps timecode or subtitles, MXF and broadcast TS a dozen or two.
+pub const MAX_STREAMS: i32 = 64;
+
+/// Bytes of a MOV/MP4's atoms (the moov, movie fragments, atom headers) kept in memory after
+/// they are checked, so that FFmpeg's own reading of them does not ask the origin again. Atoms
+/// past this budget are checked and dropped, and FFmpeg reads those from the source again.
+pub const KEPT_INDEX_BYTES: u64 = 32 * 1024 * 1024;

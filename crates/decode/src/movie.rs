@@ -39,13 +39,14 @@ pub struct EncodedFrame {
     pub encode_time: Duration,
 }
 
-/// One version of one movie, ready to give frames.
+/// One version of one movie, ready to give frames. Clones share the index (one copy of the
+/// samples) and the presentation order.
 #[derive(Clone)]
 pub struct Movie {
     source: Arc<dyn ByteSource>,
     index: Arc<MovieIndex>,
     /// Frame N is `index.samples[presentation[N - 1]]`.
-    presentation: Arc<Vec<usize>>,
+    presentation: Arc<[u32]>,
     limits: Limits,
 }
 
@@ -57,7 +58,8 @@ impl Movie {
     }
 
     /// Adopts an index built earlier (e.g. from a cache) without reading the movie. Refused
-    /// when the source is another version than the one the index describes.
+    /// when the source is another version than the one the index describes, or when the index
+    /// fails the bounds a fresh one meets ([`MovieIndex::check`]).
     pub fn with_index(
         source: Arc<dyn ByteSource>,
         index: MovieIndex,
@@ -69,21 +71,28 @@ impl Movie {
                 format!("{} changed since its index was built", source.describe()),
             )));
         }
+        index.check(&limits)?;
         Ok(Self::assemble(source, index, limits))
     }
 
     fn assemble(source: Arc<dyn ByteSource>, index: MovieIndex, limits: Limits) -> Self {
-        let presentation = index.presentation_order();
+        let presentation = Arc::from(index.shown_order());
         Self {
             source,
             index: Arc::new(index),
-            presentation: Arc::new(presentation),
+            presentation,
             limits,
         }
     }
 
     pub fn index(&self) -> &MovieIndex {
         &self.index
+    }
+
+    /// Approximate heap bytes of this movie (its index and presentation order), shared by its
+    /// clones: for weighing a table of parsed movies by memory.
+    pub fn heap_bytes(&self) -> u64 {
+        self.index.heap_bytes() + (self.presentation.len() * std::mem::size_of::<u32>()) as u64
     }
 
     pub fn source(&self) -> &Arc<dyn ByteSource> {
@@ -121,14 +130,23 @@ impl Movie {
             });
         }
         let (num, den) = self.index.time_base;
-        let pts_of = |i: usize| self.index.samples[self.presentation[i]].pts;
-        let first = pts_of(0);
+        let pts_of = |i: &u32| self.index.samples.get(*i as usize).map(|s| s.pts);
+        // An index always shows a frame (see `MovieIndex::check`); answer "outside" if not.
+        let Some(first) = self.presentation.first().and_then(pts_of) else {
+            return Err(Error::TimeOutOfRange {
+                time: seconds,
+                duration,
+            });
+        };
+        if num <= 0 || den <= 0 {
+            return Err(Error::NotAMovie("the video stream has no time base".into()));
+        }
         let offset = (seconds * f64::from(den) / f64::from(num)).floor() as i64;
         let wanted = first.saturating_add(offset);
         // Frames shown at or before `wanted`; the last of them is on screen.
         let shown = self
             .presentation
-            .partition_point(|&i| self.index.samples[i].pts <= wanted);
+            .partition_point(|i| pts_of(i).is_some_and(|pts| pts <= wanted));
         Ok(shown.max(1) as u64)
     }
 
@@ -147,11 +165,15 @@ impl Movie {
     /// Decodes frame `frame` (1-based, presentation order). Blocking: call off the async runtime.
     pub fn decode(&self, frame: u64) -> Result<DecodedFrame> {
         self.check_frame(frame)?;
+        let position = usize::try_from(frame - 1).map_err(|_| Error::FrameOutOfRange {
+            frame,
+            count: self.frame_count(),
+        })?;
         decode_frame(
             &self.source,
             &self.index,
             &self.presentation,
-            (frame - 1) as usize,
+            position,
             &self.limits,
         )
     }

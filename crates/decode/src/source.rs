@@ -28,6 +28,10 @@ pub trait ByteSource: Send + Sync {
     fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError>;
     /// Human-readable name for messages and logs (a path or URL, never credentials).
     fn describe(&self) -> String;
+    /// The extension of the file's name, without the dot (`mov`, `MP4` …), or None when the
+    /// name has none. It chooses the demuxer; FFmpeg's probe only confirms it, and a file
+    /// whose extension names no movie container is refused unread.
+    fn extension(&self) -> Option<String>;
 }
 
 /// Why a read failed, so the service can say whose fault it is.
@@ -150,5 +154,11 @@ impl ByteSource for FileSource {
 
     fn describe(&self) -> String {
         self.path.display().to_string()
+    }
+
+    fn extension(&self) -> Option<String> {
+        self.path
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
     }
 }

@@ -48,6 +48,9 @@ impl ByteSource for Counting {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn extension(&self) -> Option<String> {
+        self.inner.extension()
+    }
 }
 
 #[test]

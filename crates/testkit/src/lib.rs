@@ -6,6 +6,7 @@
 
 pub mod fake_gcs;
 pub mod fixtures;
+pub mod hostile;
 pub mod nginx;
 pub mod oracle;
 pub mod procs;

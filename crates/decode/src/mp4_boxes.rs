@@ -1,0 +1,1081 @@
+//! QuickTime/MP4 atoms, walked and checked by us before FFmpeg opens the file, so that a tiny
+//! moov declaring millions of samples is refused before FFmpeg allocates a table for them.
+//!
+//! The walk reads the top-level atoms by their headers through the [`ByteSource`], reads each
+//! movie atom (`moov`) and movie fragment (`moof`) whole, and follows FFmpeg's own reading of
+//! atoms (libavformat/mov.c, `mov_read_default`): the same sizes (32-bit, 64-bit, 0 = to the
+//! end of the parent, clamped to the parent, a bad size ends the parent), the same containers
+//! and quirks (`meta`, `hoov`), and table atoms are checked wherever FFmpeg would parse them,
+//! not only at trak/mdia/minf/stbl. Every declared count is compared with the file size, with
+//! its atom's payload and with [`Limits::max_samples`]. The bytes read here are kept (up to
+//! [`KEPT_INDEX_BYTES`]) and answer FFmpeg's reads of the same ranges, so the origin is asked
+//! once. Nothing here panics on any input: all reads are `get`s and all arithmetic is checked.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::avio::KnownBytes;
+use crate::error::{Error, Result};
+use crate::limits::{KEPT_INDEX_BYTES, Limits};
+use crate::source::ByteSource;
+
+type FourCc = [u8; 4];
+
+/// The parent of top-level atoms, as FFmpeg names it.
+const ROOT: FourCc = *b"root";
+/// Read at once at the start of the file: FFmpeg's first read is as large, and it holds the
+/// leading atoms' headers of most files.
+const FIRST_READ: u64 = 16 * 1024;
+/// An atom's start: its header (64-bit size included) and FFmpeg's peek at its first child.
+const HEAD: u64 = 16;
+/// Nesting FFmpeg accepts below the top level ("Atoms too deeply nested" past it).
+const MAX_DEPTH: usize = 10;
+/// FFmpeg's `max_stts_delta`: larger sample durations are read as 1.
+const STTS_DELTA_CLIP: u32 = u32::MAX - 48_000 * 10;
+/// FFmpeg indexes a PCM-like sound track by chunk, at least this many samples per entry.
+const MIN_SAMPLES_PER_CHUNK_ENTRY: u64 = 160;
+
+/// Containers FFmpeg descends into wherever it meets them (its parse table's
+/// `mov_read_default` entries, plus `moov`, `moof`, `trak`, `ilst` and `wave`, which end there).
+const CONTAINERS: &[FourCc] = &[
+    *b"moov", *b"trak", *b"mdia", *b"minf", *b"stbl", *b"dinf", *b"edts", *b"udta", *b"mvex",
+    *b"moof", *b"traf", *b"tref", *b"sinf", *b"schi", *b"ilst", *b"wave",
+];
+
+/// Atoms checked by themselves (see `Checker::leaf`), and refused ones. They are also looked
+/// for inside sample descriptions, whose layout depends on the codec: FFmpeg parses the atoms
+/// after each description's fixed fields like any others, so a table hidden there counts too.
+const LEAVES: &[FourCc] = &[
+    *b"stsz", *b"stz2", *b"stts", *b"ctts", *b"stsc", *b"stco", *b"co64", *b"stss", *b"stps",
+    *b"sbgp", *b"sgpd", *b"keys", *b"hdlr", *b"trex", *b"tfhd", *b"trun", *b"cmov", *b"senc",
+];
+
+/// Atoms the walk reads: containers, checked leaves and the two with quirks.
+fn is_checked(kind: &FourCc) -> bool {
+    CONTAINERS.contains(kind) || LEAVES.contains(kind) || kind == b"meta" || kind == b"stsd"
+}
+
+/// Checks the movie atoms of `source` (a MOV/MP4) before FFmpeg opens it, and returns the bytes
+/// read, for FFmpeg's reads of the same ranges.
+pub(crate) fn check_movie(source: &dyn ByteSource, limits: &Limits) -> Result<KnownBytes> {
+    let file_size = source.len();
+    let mut reader = Reader {
+        source,
+        known: KnownBytes::default(),
+        cap: limits.max_index_bytes,
+        deadline: Instant::now() + limits.decode_timeout,
+        timeout: limits.decode_timeout,
+    };
+    let mut checker = Checker::new(file_size, limits.max_samples);
+    reader.read(0, FIRST_READ.min(file_size))?;
+    let mut pos = 0u64;
+    let mut movies = 0usize;
+    // 'free' atoms that hold a movie header: FFmpeg reads them as the moov when it found none.
+    let mut retry = Vec::new();
+    while pos.checked_add(8).is_some_and(|end| end <= file_size) {
+        reader.check_deadline()?;
+        let remaining = file_size - pos;
+        let head = reader.read(pos, HEAD.min(remaining))?;
+        let Some(header) = Header::parse(&head, remaining) else {
+            break;
+        };
+        let total = header.total();
+        match header.effective_kind(ROOT) {
+            // Everything FFmpeg would parse at the top level (not mdat, free, …) is read whole.
+            Some(kind) if is_checked(&kind) => {
+                let atom = reader.read_atom(pos, total)?;
+                checker.walk_body(&atom, &header, kind)?;
+                movies += usize::from(&kind == b"moov");
+            }
+            _ if &header.kind == b"free" && header.peeks_movie() => retry.push((pos, header)),
+            _ => {}
+        }
+        // total ≤ remaining, so this stays inside the file.
+        pos += total;
+    }
+    if movies == 0 {
+        for (pos, header) in retry {
+            let atom = reader.read_atom(pos, header.total())?;
+            checker.walk_body(&atom, &header, *b"moov")?;
+            movies += 1;
+        }
+    }
+    if movies == 0 {
+        return Err(Error::NotAMovie("no moov atom found".into()));
+    }
+    Ok(reader.known)
+}
+
+/// Reads through the source, keeping what it read, under the index byte cap and the deadline.
+struct Reader<'a> {
+    source: &'a dyn ByteSource,
+    known: KnownBytes,
+    cap: u64,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+impl Reader<'_> {
+    fn check_deadline(&self) -> Result<()> {
+        if Instant::now() > self.deadline {
+            return Err(Error::DecodeTimeout(self.timeout));
+        }
+        Ok(())
+    }
+
+    /// Exactly `len` bytes at `pos` (inside the file), from what is known or from the source.
+    fn read(&mut self, pos: u64, len: u64) -> Result<Bytes> {
+        let known = self.known.at(pos).unwrap_or_default();
+        let have = known.len() as u64;
+        if have >= len {
+            return Ok(known.slice(..usize::try_from(len).unwrap_or(0)));
+        }
+        let rest_at = pos.saturating_add(have);
+        let fetched = self.fetch(rest_at, len - have)?;
+        let bytes = if known.is_empty() {
+            fetched
+        } else {
+            let mut joined = Vec::with_capacity(known.len().saturating_add(fetched.len()));
+            joined.extend_from_slice(&known);
+            joined.extend_from_slice(&fetched);
+            Bytes::from(joined)
+        };
+        if self.known.len().saturating_add(bytes.len() as u64) <= KEPT_INDEX_BYTES {
+            self.known.insert(pos, bytes.clone());
+        }
+        Ok(bytes)
+    }
+
+    /// A whole atom of `total` bytes at `pos`, and the next atom's head when there is one.
+    fn read_atom(&mut self, pos: u64, total: u64) -> Result<Bytes> {
+        let end = pos.saturating_add(total);
+        let with_next_head = end
+            .saturating_add(HEAD)
+            .min(self.source.len())
+            .saturating_sub(pos);
+        let bytes = self.read(pos, with_next_head.max(total))?;
+        Ok(bytes.slice(..usize::try_from(total).unwrap_or(0).min(bytes.len())))
+    }
+
+    fn fetch(&mut self, pos: u64, len: u64) -> Result<Bytes> {
+        self.check_deadline()?;
+        let cap = self.cap;
+        let too_large = || {
+            Error::IndexTooLarge(format!(
+                "reading it needs more than {cap} bytes (the configured cap)"
+            ))
+        };
+        if self.known.fetched.saturating_add(len) > cap {
+            return Err(too_large());
+        }
+        let want = usize::try_from(len).map_err(|_| too_large())?;
+        let bytes = self.source.read_at(pos, want)?;
+        self.known.fetched = self.known.fetched.saturating_add(bytes.len() as u64);
+        if bytes.len() < want {
+            return Err(Error::Truncated(format!(
+                "{} ended at byte {} but claims {} bytes",
+                self.source.describe(),
+                pos.saturating_add(bytes.len() as u64),
+                self.source.len()
+            )));
+        }
+        Ok(bytes)
+    }
+}
+
+/// An atom header as FFmpeg reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Header {
+    kind: FourCc,
+    /// 8, or 16 with a 64-bit size.
+    header: u64,
+    /// Payload bytes, already clamped to the parent.
+    payload: u64,
+    /// The four bytes at offset 12, which FFmpeg peeks at in `free` and `hoov` atoms.
+    peek: Option<FourCc>,
+}
+
+impl Header {
+    /// The header at the start of `bytes`, inside a parent with `remaining` bytes from here on.
+    /// None where FFmpeg stops reading the parent (fewer than 8 bytes left, or a bad size).
+    fn parse(bytes: &[u8], remaining: u64) -> Option<Self> {
+        if remaining < 8 {
+            return None;
+        }
+        let size32 = be32(bytes, 0)?;
+        let kind = fourcc(bytes, 4)?;
+        let (header, payload) = match size32 {
+            0 => (8, remaining - 8),
+            1 => {
+                if remaining < 16 {
+                    return None;
+                }
+                match be64(bytes, 8)? {
+                    8 => (16, remaining - 16),
+                    size if (16..=i64::MAX as u64).contains(&size) => (16, size - 16),
+                    _ => return None,
+                }
+            }
+            2..=7 => return None,
+            size => (8, u64::from(size) - 8),
+        };
+        Some(Self {
+            kind,
+            header,
+            payload: payload.min(remaining - header),
+            peek: fourcc(bytes, 12),
+        })
+    }
+
+    fn total(&self) -> u64 {
+        self.header + self.payload
+    }
+
+    /// `hoov` (and, on FFmpeg's second pass, `free`) atoms that start with a movie header are
+    /// read as a `moov`.
+    fn peeks_movie(&self) -> bool {
+        matches!(&self.peek, Some(p) if p == b"mvhd" || p == b"cmov")
+    }
+
+    /// The kind FFmpeg handles the atom as, or None where it stops reading the parent.
+    fn effective_kind(&self, parent: FourCc) -> Option<FourCc> {
+        if &parent != b"root"
+            && &parent != b"moov"
+            && (&self.kind == b"trak" || &self.kind == b"mdat")
+        {
+            return None; // "Broken file, trak/mdat not at top-level"
+        }
+        if &self.kind == b"hoov" && self.peeks_movie() {
+            return Some(*b"moov");
+        }
+        Some(self.kind)
+    }
+}
+
+/// One atom inside a parent's payload.
+#[derive(Debug, Clone, Copy)]
+struct Atom<'a> {
+    header: Header,
+    body: &'a [u8],
+}
+
+/// The atoms of a payload, in order, as FFmpeg reads them.
+struct Children<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for Children<'a> {
+    type Item = Atom<'a>;
+
+    fn next(&mut self) -> Option<Atom<'a>> {
+        let rest = self.data.get(self.pos..)?;
+        let header = Header::parse(rest, rest.len() as u64)?;
+        let start = usize::try_from(header.header).ok()?;
+        let len = usize::try_from(header.payload).ok()?;
+        let body = rest.get(start..start.checked_add(len)?)?;
+        let atom = Atom { header, body };
+        self.pos = self.pos.checked_add(start)?.checked_add(len)?;
+        Some(atom)
+    }
+}
+
+fn children(data: &[u8]) -> Children<'_> {
+    Children { data, pos: 0 }
+}
+
+fn be32(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn be64(bytes: &[u8], at: usize) -> Option<u64> {
+    let hi = be32(bytes, at)?;
+    let lo = be32(bytes, at.checked_add(4)?)?;
+    Some((u64::from(hi) << 32) | u64::from(lo))
+}
+
+fn fourcc(bytes: &[u8], at: usize) -> Option<FourCc> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some([b[0], b[1], b[2], b[3]])
+}
+
+fn name(kind: &FourCc) -> String {
+    kind.iter()
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                char::from(b)
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// What one trak declares, judged when it ends (FFmpeg builds the track's index there).
+#[derive(Debug, Default)]
+struct Track {
+    number: usize,
+    /// Its mdia/hdlr names a sound handler.
+    sound_handler: bool,
+    /// Some other handler in it names video or subtitles (or cannot be read).
+    other_handler: bool,
+    /// The last stts: entry count and first sample duration.
+    last_stts: Option<(u32, u32)>,
+    stts_samples: u64,
+    stsz_samples: u64,
+    /// The first stco/co64 with entries (FFmpeg ignores later ones).
+    chunks: Option<u64>,
+    /// The largest samples-per-chunk of the first stsc with entries (ditto).
+    samples_per_chunk: Option<u64>,
+}
+
+/// The running checks over the movie and its fragments.
+struct Checker {
+    file_size: u64,
+    max_samples: u64,
+    tracks: usize,
+    track: Option<Track>,
+    /// trex: track id → default sample size (the first one counts, as in FFmpeg).
+    trex: HashMap<u32, u32>,
+    /// The current fragment's track and default sample size (from tfhd or trex).
+    fragment: Option<(u32, u32)>,
+    /// Samples the fragments declared so far, per track id.
+    fragment_samples: HashMap<u32, u64>,
+}
+
+/// Entry count, after the fixed fields, of a full atom that is a table of `width`-byte entries.
+struct Table {
+    entries: u64,
+    /// The entries' bytes (exactly entries × width of them).
+    rows: usize,
+}
+
+impl Checker {
+    fn new(file_size: u64, max_samples: usize) -> Self {
+        Self {
+            file_size,
+            max_samples: u64::try_from(max_samples).unwrap_or(u64::MAX),
+            tracks: 0,
+            track: None,
+            trex: HashMap::new(),
+            fragment: None,
+            fragment_samples: HashMap::new(),
+        }
+    }
+
+    /// Walks the payload of a top-level atom read whole (`atom` starts with its header).
+    fn walk_body(&mut self, atom: &[u8], header: &Header, kind: FourCc) -> Result<()> {
+        let start = usize::try_from(header.header).unwrap_or(usize::MAX);
+        let body = atom.get(start..).unwrap_or_default();
+        self.visit(ROOT, kind, body, 1)
+    }
+
+    fn walk(&mut self, parent: FourCc, data: &[u8], depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(Error::NotAMovie("its atoms are nested too deeply".into()));
+        }
+        for atom in children(data) {
+            let Some(kind) = atom.header.effective_kind(parent) else {
+                break;
+            };
+            self.visit(parent, kind, atom.body, depth)?;
+        }
+        Ok(())
+    }
+
+    fn visit(&mut self, parent: FourCc, kind: FourCc, body: &[u8], depth: usize) -> Result<()> {
+        match &kind {
+            b"trak" => {
+                self.tracks += 1;
+                let outer = self.track.replace(Track {
+                    number: self.tracks,
+                    ..Track::default()
+                });
+                let walked = self.walk(kind, body, depth + 1);
+                let track = std::mem::replace(&mut self.track, outer);
+                walked?;
+                if let Some(track) = track {
+                    self.end_track(&track)?;
+                }
+                Ok(())
+            }
+            b"moof" => {
+                self.fragment = None;
+                self.walk(kind, body, depth + 1)
+            }
+            b"meta" => self.meta(body, depth),
+            b"stsd" => self.sample_descriptions(body, depth),
+            b"cmov" => Err(Error::NotAMovie(
+                "compressed movie atoms (cmov) are not supported".into(),
+            )),
+            b"senc" => Err(Error::NotAMovie(
+                "encrypted samples (senc) are not supported".into(),
+            )),
+            _ if CONTAINERS.contains(&kind) => self.walk(kind, body, depth + 1),
+            _ => self.leaf(parent, kind, body),
+        }
+    }
+
+    /// FFmpeg reads a meta atom from the word before the first `hdlr` it finds in it, four
+    /// bytes at a time.
+    fn meta(&mut self, body: &[u8], depth: usize) -> Result<()> {
+        let mut at = 0usize;
+        while body.len().saturating_sub(at) > 8 {
+            if body.get(at..at + 4) == Some(&b"hdlr"[..]) {
+                return match at.checked_sub(4) {
+                    Some(from) => {
+                        self.walk(*b"meta", body.get(from..).unwrap_or_default(), depth + 1)
+                    }
+                    // The size would be the meta atom's own type: one hdlr to the end.
+                    None => self.leaf(*b"meta", *b"hdlr", body.get(4..).unwrap_or_default()),
+                };
+            }
+            at += 4;
+        }
+        Ok(())
+    }
+
+    /// Sample descriptions: the atoms after each description's (codec-specific) fixed fields
+    /// are parsed by FFmpeg like any others, so look for the checked kinds anywhere in them.
+    fn sample_descriptions(&mut self, body: &[u8], depth: usize) -> Result<()> {
+        let mut found: Vec<usize> = Vec::new();
+        for (at, window) in body.windows(4).enumerate() {
+            if at >= 4 && LEAVES.iter().any(|k| k[..] == *window) {
+                found.push(at - 4);
+            }
+        }
+        for start in found {
+            let rest = body.get(start..).unwrap_or_default();
+            if let Some(atom) = children(rest).next() {
+                self.visit(*b"stsd", atom.header.kind, atom.body, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn where_(&self) -> String {
+        match &self.track {
+            Some(track) => format!("track {}", track.number),
+            None => "the movie".into(),
+        }
+    }
+
+    fn not_a_movie(&self, kind: &FourCc, what: impl std::fmt::Display) -> Error {
+        Error::NotAMovie(format!(
+            "the {} atom of {} {what}",
+            name(kind),
+            self.where_()
+        ))
+    }
+
+    fn too_many(&self, kind: &FourCc, count: u64, what: &str) -> Error {
+        Error::IndexTooLarge(format!(
+            "the {} atom of {} declares {count} {what} (at most {} allowed)",
+            name(kind),
+            self.where_(),
+            self.max_samples
+        ))
+    }
+
+    /// A full atom: version and flags, `fixed` more bytes, an entry count, then entries of
+    /// `width` bytes, which must fit in the atom (FFmpeg would read on past its end).
+    fn table(&self, kind: &FourCc, body: &[u8], fixed: usize, width: u64) -> Result<Table> {
+        let count_at = 4 + fixed;
+        let Some(entries) = be32(body, count_at) else {
+            return Err(self.not_a_movie(kind, "is too short for its fields"));
+        };
+        let entries = u64::from(entries);
+        let room = body.len().saturating_sub(count_at + 4) as u64;
+        match entries.checked_mul(width) {
+            Some(bytes) if bytes <= room => Ok(Table {
+                entries,
+                rows: count_at + 4,
+            }),
+            _ => Err(self.not_a_movie(
+                kind,
+                format_args!("declares {entries} entries of {width} bytes in {room} bytes"),
+            )),
+        }
+    }
+
+    fn leaf(&mut self, parent: FourCc, kind: FourCc, body: &[u8]) -> Result<()> {
+        match &kind {
+            b"stsz" => {
+                let Some(sample_size) = be32(body, 4) else {
+                    return Err(self.not_a_movie(&kind, "is too short for its fields"));
+                };
+                let samples = if sample_size == 0 {
+                    self.table(&kind, body, 4, 4)?.entries
+                } else {
+                    let table = self.table(&kind, body, 4, 0)?;
+                    self.fits_in_file(&kind, table.entries, u64::from(sample_size))?;
+                    table.entries
+                };
+                self.note_samples(&kind, samples)?;
+            }
+            b"stz2" => {
+                let field_bits = body.get(7).copied().unwrap_or(0);
+                if ![4, 8, 16, 32].contains(&field_bits) {
+                    return Err(
+                        self.not_a_movie(&kind, format_args!("has {field_bits}-bit fields"))
+                    );
+                }
+                let table = self.table(&kind, body, 4, 0)?;
+                let room = body.len().saturating_sub(table.rows) as u64;
+                let bytes = table
+                    .entries
+                    .checked_mul(u64::from(field_bits))
+                    .and_then(|bits| bits.checked_add(4))
+                    .map(|bits| bits / 8);
+                if bytes.is_none_or(|b| b > room) {
+                    return Err(self.not_a_movie(
+                        &kind,
+                        format_args!("declares {} samples in {room} bytes", table.entries),
+                    ));
+                }
+                self.note_samples(&kind, table.entries)?;
+            }
+            b"stts" => {
+                let table = self.table(&kind, body, 0, 8)?;
+                let samples = self.sum_counts(body, &table, |_| true);
+                let first_delta = be32(body, table.rows + 4).unwrap_or(0);
+                if let Some(track) = self.track.as_mut() {
+                    track.last_stts = Some((
+                        u32::try_from(table.entries).unwrap_or(u32::MAX),
+                        first_delta,
+                    ));
+                    track.stts_samples = track.stts_samples.max(samples);
+                }
+                if samples > self.file_size {
+                    return Err(self.not_a_movie(
+                        &kind,
+                        format_args!(
+                            "declares {samples} samples, more than the file's {} bytes",
+                            self.file_size
+                        ),
+                    ));
+                }
+            }
+            b"ctts" => {
+                let table = self.table(&kind, body, 0, 8)?;
+                // FFmpeg skips entries whose count is not positive as a signed number.
+                let samples = self.sum_counts(body, &table, |count| (count as i32) > 0);
+                if samples > self.max_samples {
+                    return Err(self.too_many(&kind, samples, "samples"));
+                }
+            }
+            b"stsc" => {
+                let table = self.table(&kind, body, 0, 12)?;
+                let mut previous = 0u32;
+                let mut most = 0u64;
+                for i in 0..table.entries {
+                    let at = usize::try_from(i)
+                        .ok()
+                        .and_then(|i| i.checked_mul(12))
+                        .and_then(|o| o.checked_add(table.rows));
+                    let (Some(first), Some(per_chunk)) = (
+                        at.and_then(|at| be32(body, at)),
+                        at.and_then(|at| be32(body, at.checked_add(4)?)),
+                    ) else {
+                        break;
+                    };
+                    if first == 0 || first <= previous {
+                        return Err(self.not_a_movie(
+                            &kind,
+                            format_args!(
+                                "has chunk numbers out of order ({first} after {previous})"
+                            ),
+                        ));
+                    }
+                    previous = first;
+                    most = most.max(u64::from(per_chunk));
+                }
+                if let Some(track) = self.track.as_mut()
+                    && table.entries > 0
+                    && track.samples_per_chunk.is_none()
+                {
+                    track.samples_per_chunk = Some(most);
+                }
+            }
+            b"stco" | b"co64" => {
+                let width = if &kind == b"stco" { 4 } else { 8 };
+                let table = self.table(&kind, body, 0, width)?;
+                if table.entries > self.max_samples {
+                    return Err(self.too_many(&kind, table.entries, "chunks"));
+                }
+                if let Some(track) = self.track.as_mut()
+                    && table.entries > 0
+                    && track.chunks.is_none()
+                {
+                    track.chunks = Some(table.entries);
+                }
+            }
+            b"stss" | b"stps" => {
+                self.table(&kind, body, 0, 4)?;
+            }
+            b"sbgp" => {
+                let grouping = fourcc(body, 4);
+                let fixed = if body.first() == Some(&1) { 8 } else { 4 };
+                let table = self.table(&kind, body, fixed, 8)?;
+                if matches!(&grouping, Some(g) if g == b"sync" || g == b"rap ") {
+                    let samples = self.sum_counts(body, &table, |_| true);
+                    if samples > self.max_samples {
+                        return Err(self.too_many(&kind, samples, "samples"));
+                    }
+                }
+            }
+            b"sgpd" => {
+                let version = body.first().copied().unwrap_or(0);
+                if fourcc(body, 4).as_ref() == Some(b"sync") {
+                    let fixed =
+                        4 + if version >= 1 { 4 } else { 0 } + if version >= 2 { 4 } else { 0 };
+                    let default_length = if version >= 1 {
+                        be32(body, 8).unwrap_or(0)
+                    } else {
+                        0
+                    };
+                    self.table(&kind, body, fixed, u64::from(default_length.max(1)))?;
+                }
+            }
+            b"keys" => {
+                // Each key is at least 8 bytes; FFmpeg zeroes a pointer per declared key first.
+                self.table(&kind, body, 0, 8)?;
+            }
+            b"hdlr" => {
+                let handler = fourcc(body, 8);
+                if let Some(track) = self.track.as_mut() {
+                    match handler.as_ref() {
+                        Some(b"soun") => track.sound_handler |= &parent == b"mdia",
+                        Some(b"vide" | b"subp" | b"clcp") | None => track.other_handler = true,
+                        Some(_) => {}
+                    }
+                }
+            }
+            b"trex" => {
+                if let (Some(track_id), Some(size)) = (be32(body, 4), be32(body, 16)) {
+                    self.trex.entry(track_id).or_insert(size);
+                }
+            }
+            b"tfhd" => self.fragment_header(&kind, body)?,
+            b"trun" => self.track_run(&kind, body)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The sum of the first field of each 8-byte entry.
+    fn sum_counts(&self, body: &[u8], table: &Table, counted: impl Fn(u32) -> bool) -> u64 {
+        let rows = body.get(table.rows..).unwrap_or_default();
+        rows.chunks_exact(8)
+            .filter_map(|row| be32(row, 0))
+            .filter(|&count| counted(count))
+            .fold(0u64, |sum, count| sum.saturating_add(u64::from(count)))
+    }
+
+    fn fits_in_file(&self, kind: &FourCc, samples: u64, size: u64) -> Result<()> {
+        if samples
+            .checked_mul(size)
+            .is_some_and(|bytes| bytes <= self.file_size)
+        {
+            return Ok(());
+        }
+        Err(self.not_a_movie(
+            kind,
+            format_args!(
+                "declares {samples} samples of {size} bytes, more than the whole file ({} bytes)",
+                self.file_size
+            ),
+        ))
+    }
+
+    fn note_samples(&mut self, kind: &FourCc, samples: u64) -> Result<()> {
+        match self.track.as_mut() {
+            Some(track) => track.stsz_samples = track.stsz_samples.max(samples),
+            // Outside a trak FFmpeg builds no index from it, but still reads its table.
+            None if samples > self.max_samples => {
+                return Err(self.too_many(kind, samples, "samples"));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// FFmpeg indexes a track when its trak ends: by sample, or — for a sound track whose
+    /// samples all last one tick (PCM) — by chunk, a run of samples per entry.
+    fn end_track(&self, track: &Track) -> Result<()> {
+        let by_chunk = track.sound_handler
+            && !track.other_handler
+            && matches!(track.last_stts, Some((1, d)) if d == 1 || d > STTS_DELTA_CLIP);
+        let where_ = format!("track {}", track.number);
+        if by_chunk {
+            let per_chunk = track.samples_per_chunk.unwrap_or(0) / MIN_SAMPLES_PER_CHUNK_ENTRY + 1;
+            let entries = track.chunks.unwrap_or(0).saturating_mul(per_chunk);
+            if entries > self.max_samples {
+                return Err(Error::IndexTooLarge(format!(
+                    "{where_} needs {entries} index entries for its chunks (at most {} allowed)",
+                    self.max_samples
+                )));
+            }
+            return Ok(());
+        }
+        let samples = track.stsz_samples.max(track.stts_samples);
+        if samples > self.max_samples {
+            return Err(Error::IndexTooLarge(format!(
+                "{where_} declares {samples} samples (at most {} allowed)",
+                self.max_samples
+            )));
+        }
+        Ok(())
+    }
+
+    fn fragment_header(&mut self, kind: &FourCc, body: &[u8]) -> Result<()> {
+        let (Some(flags), Some(track_id)) = (be32(body, 0), be32(body, 4)) else {
+            return Err(self.not_a_movie(kind, "is too short for its fields"));
+        };
+        let flags = flags & 0x00ff_ffff;
+        let mut at = 8usize;
+        let mut size = None;
+        for (flag, width) in [(0x01, 8), (0x02, 4), (0x08, 4), (0x10, 4), (0x20, 4)] {
+            if flags & flag != 0 {
+                if flag == 0x10 {
+                    size = be32(body, at);
+                }
+                at += width;
+            }
+        }
+        if at > body.len() {
+            return Err(self.not_a_movie(kind, "is too short for its fields"));
+        }
+        let default_size = size
+            .or_else(|| self.trex.get(&track_id).copied())
+            .unwrap_or(0);
+        self.fragment = Some((track_id, default_size));
+        Ok(())
+    }
+
+    fn track_run(&mut self, kind: &FourCc, body: &[u8]) -> Result<()> {
+        let (Some(flags), Some(samples)) = (be32(body, 0), be32(body, 4)) else {
+            return Err(self.not_a_movie(kind, "is too short for its fields"));
+        };
+        let samples = u64::from(samples);
+        let optional = |flag: u32| if flags & flag != 0 { 4usize } else { 0 };
+        let fixed = 8 + optional(0x1) + optional(0x4);
+        let per_sample = [0x100, 0x200, 0x400, 0x800]
+            .iter()
+            .map(|&f| optional(f) as u64)
+            .sum::<u64>();
+        let room = body.len().saturating_sub(fixed) as u64;
+        if fixed > body.len() || samples.checked_mul(per_sample).is_none_or(|b| b > room) {
+            return Err(self.not_a_movie(
+                kind,
+                format_args!("declares {samples} samples of {per_sample} bytes in {room} bytes"),
+            ));
+        }
+        let (track_id, default_size) = self.fragment.unwrap_or((0, 0));
+        if flags & 0x200 == 0 {
+            self.fits_in_file(kind, samples, u64::from(default_size.max(1)))?;
+        }
+        let total = self.fragment_samples.entry(track_id).or_insert(0);
+        *total = total.saturating_add(samples);
+        let total = *total;
+        if total > self.max_samples {
+            return Err(Error::IndexTooLarge(format!(
+                "the fragments of track {track_id} declare {total} samples (at most {} allowed)",
+                self.max_samples
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// An atom: size, kind, payload.
+    fn atom(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut out = ((payload.len() + 8) as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// A full atom's payload: version 0, no flags, then `fields` as big-endian u32s.
+    fn full(fields: &[u32]) -> Vec<u8> {
+        let mut out = vec![0u8; 4];
+        for f in fields {
+            out.extend_from_slice(&f.to_be_bytes());
+        }
+        out
+    }
+
+    fn checker() -> Checker {
+        Checker::new(1_000_000, 10_000)
+    }
+
+    fn check(moov_payload: &[u8]) -> Result<()> {
+        checker().visit(ROOT, *b"moov", moov_payload, 1)
+    }
+
+    fn stbl(tables: &[Vec<u8>]) -> Vec<u8> {
+        atom(b"stbl", &tables.concat())
+    }
+
+    fn track(handler: &[u8; 4], tables: &[Vec<u8>]) -> Vec<u8> {
+        let hdlr = atom(b"hdlr", &[&[0u8; 8][..], handler, &[0u8; 12]].concat());
+        let minf = atom(b"minf", &stbl(tables));
+        atom(b"trak", &atom(b"mdia", &[hdlr, minf].concat()))
+    }
+
+    /// A sane video track of `n` samples of `size` bytes in one chunk.
+    fn video(n: u32, size: u32) -> Vec<u8> {
+        track(
+            b"vide",
+            &[
+                atom(b"stts", &full(&[1, n, 1000])),
+                atom(b"stsc", &full(&[1, 1, n, 1])),
+                atom(b"stsz", &full(&[size, n])),
+                atom(b"stco", &full(&[1, 16])),
+            ],
+        )
+    }
+
+    #[test]
+    fn headers_follow_ffmpeg() {
+        let h = Header::parse(&[0, 0, 0, 16, b'f', b'r', b'e', b'e'], 100).unwrap();
+        assert_eq!((h.header, h.payload), (8, 8));
+        // Size 0: to the end of the parent.
+        let h = Header::parse(&[0, 0, 0, 0, b'm', b'd', b'a', b't'], 100).unwrap();
+        assert_eq!((h.header, h.payload), (8, 92));
+        // 64-bit size, clamped to the parent.
+        let mut b = vec![0, 0, 0, 1, b'm', b'd', b'a', b't'];
+        b.extend_from_slice(&1000u64.to_be_bytes());
+        let h = Header::parse(&b, 100).unwrap();
+        assert_eq!((h.header, h.payload), (16, 84));
+        // Bad sizes end the parent.
+        assert!(Header::parse(&[0, 0, 0, 5, b'x', b'x', b'x', b'x'], 100).is_none());
+        assert!(Header::parse(&[0, 0, 0, 1, b'x', b'x', b'x', b'x'], 12).is_none());
+        let mut b = vec![0, 0, 0, 1, b'm', b'd', b'a', b't'];
+        b.extend_from_slice(&u64::MAX.to_be_bytes());
+        assert!(Header::parse(&b, 100).is_none());
+        assert!(Header::parse(&[0, 0, 0, 8], 100).is_none());
+        assert!(Header::parse(&[0; 8], 7).is_none());
+    }
+
+    #[test]
+    fn children_stop_at_a_bad_size_and_clamp_to_the_parent() {
+        let mut data = atom(b"aaaa", b"12345678");
+        data.extend_from_slice(&[0, 0, 0, 3, b'b', b'b', b'b', b'b', 9, 9]);
+        let kinds: Vec<FourCc> = children(&data).map(|a| a.header.kind).collect();
+        assert_eq!(kinds, vec![*b"aaaa"]);
+        let mut data = atom(b"aaaa", b"");
+        data.extend_from_slice(&[0, 0, 1, 0, b'c', b'c', b'c', b'c', 1, 2, 3]);
+        let all: Vec<Atom<'_>> = children(&data).collect();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].body, &[1, 2, 3]);
+    }
+
+    #[test]
+    fn a_sane_movie_passes() {
+        check(&video(100, 1000)).unwrap();
+    }
+
+    #[test]
+    fn a_constant_size_table_larger_than_the_file_is_not_a_movie() {
+        let err = check(&video(5_000, 1000)).unwrap_err();
+        assert!(
+            matches!(err, Error::NotAMovie(ref m) if m.contains("stsz") && m.contains("5000")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn more_samples_than_the_cap_are_too_large() {
+        let err = check(&video(20_000, 1)).unwrap_err();
+        assert!(
+            matches!(err, Error::IndexTooLarge(ref m) if m.contains("20000")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tables_must_fit_in_their_atoms() {
+        for (kind, fields) in [
+            (b"stsz", vec![0, 3, 1, 2]),
+            (b"stts", vec![2, 1, 1]),
+            (b"ctts", vec![1]),
+            (b"stsc", vec![1, 1, 1]),
+            (b"stco", vec![3, 1, 2]),
+            (b"co64", vec![1, 1]),
+            (b"stss", vec![9]),
+            (b"stps", vec![2, 1]),
+            (b"keys", vec![1]),
+        ] {
+            let moov = track(b"vide", &[atom(kind, &full(&fields))]);
+            let err = check(&moov).unwrap_err();
+            assert!(matches!(err, Error::NotAMovie(_)), "{}: {err}", name(kind));
+        }
+        let short = track(b"vide", &[atom(b"stco", &[0, 0])]);
+        assert!(matches!(check(&short), Err(Error::NotAMovie(m)) if m.contains("too short")));
+    }
+
+    #[test]
+    fn declared_sums_are_capped() {
+        let stts = track(b"vide", &[atom(b"stts", &full(&[2, 9_000, 1, 9_000, 1]))]);
+        assert!(matches!(check(&stts), Err(Error::IndexTooLarge(_))));
+        let ctts = track(b"vide", &[atom(b"ctts", &full(&[1, 20_000, 0]))]);
+        assert!(matches!(check(&ctts), Err(Error::IndexTooLarge(_))));
+        let mut sbgp = full(&[]);
+        sbgp.extend_from_slice(b"sync");
+        sbgp.extend_from_slice(&full(&[1, 20_000, 1])[4..]);
+        let moov = track(b"vide", &[atom(b"sbgp", &sbgp)]);
+        assert!(matches!(check(&moov), Err(Error::IndexTooLarge(_))));
+    }
+
+    #[test]
+    fn stsc_chunk_numbers_must_increase_from_one() {
+        for fields in [vec![1, 0, 5, 1], vec![2, 3, 5, 1, 2, 5, 1]] {
+            let moov = track(b"vide", &[atom(b"stsc", &full(&fields))]);
+            assert!(
+                matches!(check(&moov), Err(Error::NotAMovie(m)) if m.contains("chunk numbers"))
+            );
+        }
+    }
+
+    #[test]
+    fn pcm_sound_is_counted_by_chunk() {
+        // 50 000 one-byte samples (more than the cap) in 10 chunks of 5000: FFmpeg makes
+        // 10 × (5000/160 + 1) entries, fine.
+        let pcm = |chunks: u32, per_chunk: u32, delta: u32| {
+            track(
+                b"soun",
+                &[
+                    atom(b"stts", &full(&[1, 50_000, delta])),
+                    atom(b"stsc", &full(&[1, 1, per_chunk, 1])),
+                    atom(b"stsz", &full(&[1, 50_000])),
+                    atom(
+                        b"stco",
+                        &[full(&[chunks]), vec![0; 4 * chunks as usize]].concat(),
+                    ),
+                ],
+            )
+        };
+        check(&pcm(10, 5000, 1)).unwrap();
+        // Per sample when the durations are not one tick.
+        assert!(matches!(
+            check(&pcm(10, 5000, 2)),
+            Err(Error::IndexTooLarge(_))
+        ));
+        // Huge chunks.
+        assert!(matches!(
+            check(&pcm(1000, 4_000_000, 1)),
+            Err(Error::IndexTooLarge(_))
+        ));
+        // A video handler anywhere in the track makes it per sample.
+        let mut mixed = pcm(10, 5000, 1);
+        let hdlr = atom(b"hdlr", &[&[0u8; 8][..], b"vide", &[0u8; 12]].concat());
+        let udta = atom(b"udta", &atom(b"meta", &[&[0u8; 4][..], &hdlr].concat()));
+        // Put the udta inside the trak (patch its size).
+        mixed.extend_from_slice(&udta);
+        let len = mixed.len() as u32;
+        mixed[..4].copy_from_slice(&len.to_be_bytes());
+        assert!(matches!(check(&mixed), Err(Error::IndexTooLarge(_))));
+    }
+
+    #[test]
+    fn tables_hidden_in_sample_descriptions_are_checked() {
+        let bomb = atom(b"stsz", &full(&[7, 9_000_000]));
+        let mut stsd = full(&[1]);
+        stsd.extend_from_slice(&atom(b"avc1", &[vec![0u8; 78], bomb].concat()));
+        let moov = track(b"vide", &[atom(b"stsd", &stsd)]);
+        assert!(matches!(check(&moov), Err(Error::NotAMovie(m)) if m.contains("stsz")));
+    }
+
+    #[test]
+    fn compressed_and_encrypted_movies_are_refused() {
+        let moov = atom(b"cmov", &[0; 20]);
+        assert!(matches!(check(&moov), Err(Error::NotAMovie(m)) if m.contains("cmov")));
+        let moof = atom(b"traf", &atom(b"senc", &full(&[1])));
+        assert!(checker().visit(ROOT, *b"moof", &moof, 1).is_err());
+    }
+
+    #[test]
+    fn fragments_are_checked_against_trex_and_tfhd() {
+        let mut c = checker();
+        let trex = atom(b"trex", &full(&[1, 1, 0, 100, 0]));
+        c.visit(ROOT, *b"moov", &atom(b"mvex", &trex), 1).unwrap();
+        let moof = |count: u32, flags: u32| {
+            let tfhd = atom(b"tfhd", &[0u32.to_be_bytes(), 1u32.to_be_bytes()].concat());
+            let mut trun = (flags).to_be_bytes().to_vec();
+            trun.extend_from_slice(&count.to_be_bytes());
+            trun.extend_from_slice(&vec![
+                0u8;
+                if flags & 0x200 != 0 {
+                    4 * count as usize
+                } else {
+                    0
+                }
+            ]);
+            atom(b"traf", &[tfhd, atom(b"trun", &trun)].concat())
+        };
+        c.visit(ROOT, *b"moof", &moof(100, 0), 1).unwrap();
+        // 100-byte samples from trex: 20 000 of them do not fit in a 1 MB file.
+        assert!(matches!(
+            c.visit(ROOT, *b"moof", &moof(20_000, 0), 1),
+            Err(Error::NotAMovie(_))
+        ));
+        // Sizes in the run must fit in it.
+        let mut truncated = moof(10, 0x200);
+        truncated.truncate(truncated.len() - 8);
+        let len = truncated.len() as u32;
+        truncated[..4].copy_from_slice(&len.to_be_bytes());
+        assert!(c.visit(ROOT, *b"moof", &truncated, 1).is_err());
+        // The fragments' samples add up against the cap.
+        for _ in 0..99 {
+            c.visit(ROOT, *b"moof", &moof(100, 0x200), 1).unwrap();
+        }
+        assert!(matches!(
+            c.visit(ROOT, *b"moof", &moof(100, 0x200), 1),
+            Err(Error::IndexTooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut data = atom(b"stsz", &full(&[0, 0]));
+        for _ in 0..20 {
+            data = atom(b"udta", &data);
+        }
+        assert!(matches!(check(&data), Err(Error::NotAMovie(m)) if m.contains("nested")));
+    }
+
+    #[test]
+    fn no_input_panics() {
+        // Every prefix and many byte flips of a small movie: errors are fine, panics are not.
+        let moov = [
+            video(100, 1000),
+            track(b"soun", &[atom(b"stts", &full(&[1, 5, 1]))]),
+        ]
+        .concat();
+        for end in 0..moov.len() {
+            let _ = check(&moov[..end]);
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..5000 {
+            let mut m = moov.clone();
+            for _ in 0..4 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let i = (state % m.len() as u64) as usize;
+                m[i] = (state >> 32) as u8;
+            }
+            let _ = check(&m);
+            let _ = checker().visit(ROOT, *b"moof", &m, 1);
+        }
+    }
+}
