@@ -6,26 +6,25 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use lazycache_cache::{
-    CacheConfig, CacheKey, CacheMetrics, CachedValue, DiskTier, FrameKey, SourceId, Tier, TierKind,
-    TieredCache,
+    CacheConfig, CacheKey, CacheMetrics, CachedValue, DiskTier, Tier, TierKind, TieredCache,
 };
 
 fn frame_key(frame: u64) -> CacheKey {
-    CacheKey::Frame(FrameKey {
-        source: SourceId {
-            mirror: "rawdata.oceanobservatories.org".into(),
-            path: "RS03ASHS/PN03B/06-CAMHDA301/2016/01/01/CAMHDA301-20160101T000000Z.mov".into(),
-            validator: "\"5e8f1a2b-4c3d9e00\"".into(),
-        },
-        frame,
-        format: "jpg".into(),
-        width: Some(640),
-        height: None,
-        fit: "stretch".into(),
-        crop: None,
-        quality: Some(75),
-        revision: 1,
-    })
+    CacheKey::new(
+        "frame",
+        &[
+            ("mirror", "rawdata.oceanobservatories.org"),
+            (
+                "path",
+                "RS03ASHS/PN03B/06-CAMHDA301/2016/01/01/CAMHDA301-20160101T000000Z.mov",
+            ),
+            ("validator", "\"5e8f1a2b-4c3d9e00\""),
+            ("frame", &frame.to_string()),
+            ("format", "jpg"),
+            ("width", "640"),
+            ("quality", "75"),
+        ],
+    )
 }
 
 fn value(len: usize) -> CachedValue {

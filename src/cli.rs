@@ -6,9 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use lazycache_decode::{Crop, Fit, Format, Limits, Movie, RenderOptions};
+use lazycache_origin::redact_url_text;
+use lazycache_service::{
+    Format, FrameOutput, FrameRequest, FrameSelector, OutputParams, ServiceError,
+};
 
 use crate::config::{ServeArgs, ServeConfig};
+use crate::oneshot::OneShot;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -34,6 +38,9 @@ enum Command {
     Probe {
         /// A local path or an http(s)/gs/s3/file URL.
         source: String,
+        /// Cache the movie's index here, as a server with this --cache-dir would.
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<String>,
     },
     /// Write frame N (1-based) as an image.
     Frame(FrameArgs),
@@ -43,24 +50,33 @@ enum Command {
 struct FrameArgs {
     /// A local path or an http(s)/gs/s3/file URL.
     source: String,
-    /// Frame number, counting from 1.
-    number: u64,
+    /// Frame number, counting from 1 (or give --time).
+    #[arg(required_unless_present = "time", conflicts_with = "time")]
+    number: Option<String>,
+    /// The frame on screen at this time instead: seconds (12.5) or HH:MM:SS.mmm.
+    #[arg(long, value_name = "T")]
+    time: Option<String>,
     /// Output file; its extension picks the format (png, jpg, bmp, webp, rgba, npy). `-` or none: PNG on stdout.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Output width in pixels (1 to 8192).
     #[arg(long)]
-    width: Option<u32>,
+    width: Option<String>,
+    /// Output height in pixels (1 to 8192).
     #[arg(long)]
-    height: Option<u32>,
+    height: Option<String>,
     /// stretch, contain or cover (when both width and height are given).
-    #[arg(long, default_value = "stretch")]
-    fit: Fit,
+    #[arg(long)]
+    fit: Option<String>,
     /// x,y,width,height in source pixels, applied before resizing.
     #[arg(long)]
-    crop: Option<Crop>,
-    /// JPEG quality 1..100.
+    crop: Option<String>,
+    /// JPEG quality 1..100 [default: 75].
     #[arg(long)]
-    quality: Option<u8>,
+    quality: Option<String>,
+    /// Cache the movie's index and frames here, as a server with this --cache-dir would.
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<String>,
 }
 
 pub fn main() -> ExitCode {
@@ -90,7 +106,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),
-        Some(Command::Probe { source }) => probe(&source),
+        Some(Command::Probe { source, cache_dir }) => probe(&source, cache_dir.as_deref()),
         Some(Command::Frame(args)) => frame(args),
     }
 }
@@ -104,32 +120,21 @@ fn serve(args: &ServeArgs) -> Result<()> {
     crate::serve::serve(config)
 }
 
-/// Opens a movie from a local path or an http(s)/file/gs/s3 URL. Origin I/O runs on a small
-/// runtime; decoding stays on this (non-runtime) thread, where the source may block on it.
-fn open_movie(location: &str, runtime: &tokio::runtime::Runtime) -> Result<Movie> {
-    let source = crate::source::open_source(location, runtime.handle())?;
-    Movie::open(source, Limits::default()).with_context(|| format!("cannot read {location}"))
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the I/O runtime")
-}
-
-fn probe(location: &str) -> Result<()> {
-    let runtime = runtime()?;
-    let movie = open_movie(location, &runtime)?;
-    let mut json = serde_json::to_value(movie.metadata())?;
+/// `probe`: the metadata route's object, with `URL` naming the source as given.
+fn probe(location: &str, cache_dir: Option<&str>) -> Result<()> {
+    let answer = OneShot::open(location, cache_dir)?.metadata()?;
+    let mut json = serde_json::to_value(answer.metadata)?;
     if let Some(object) = json.as_object_mut() {
-        object.insert("URL".into(), serde_json::Value::String(location.to_owned()));
+        object.insert(
+            "URL".into(),
+            serde_json::Value::String(redact_url_text(location)),
+        );
     }
     println!("{}", serde_json::to_string_pretty(&json)?);
     Ok(())
 }
 
+/// `frame`: the bytes the frame route gives for the same request.
 fn frame(args: FrameArgs) -> Result<()> {
     let to_stdout = args.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
     let extension = if to_stdout {
@@ -140,22 +145,29 @@ fn frame(args: FrameArgs) -> Result<()> {
             .and_then(|p| p.extension())
             .and_then(|e| e.to_str())
     };
-    let format = Format::from_extension(extension)?;
-    let runtime = runtime()?;
-    let movie = open_movie(&args.source, &runtime)?;
-    let options = RenderOptions {
-        width: args.width,
-        height: args.height,
-        fit: args.fit,
-        crop: args.crop,
+    let format = Format::from_extension(extension).map_err(ServiceError::from)?;
+    let selector = match (&args.number, &args.time) {
+        (_, Some(time)) => FrameSelector::time(time)?,
+        (Some(number), None) => FrameSelector::number(number)?,
+        (None, None) => anyhow::bail!("give a frame number or --time"),
     };
-    let encoded = movie
-        .frame(args.number, &options, format, args.quality)
-        .with_context(|| format!("frame {} of {}", args.number, args.source))?;
+    let params = OutputParams {
+        width: args.width.as_deref(),
+        height: args.height.as_deref(),
+        fit: args.fit.as_deref(),
+        crop: args.crop.as_deref(),
+        quality: args.quality.as_deref(),
+    };
+    let request = FrameRequest {
+        selector,
+        output: FrameOutput::parse(format, &params)?,
+    };
+    let answer = OneShot::open(&args.source, args.cache_dir.as_deref())?.frame(&request)?;
+    let bytes = answer.value.bytes();
     match args.output.filter(|_| !to_stdout) {
-        Some(path) => std::fs::write(&path, &encoded.bytes)
+        Some(path) => std::fs::write(&path, bytes)
             .with_context(|| format!("cannot write {}", path.display()))?,
-        None => std::io::stdout().lock().write_all(&encoded.bytes)?,
+        None => std::io::stdout().lock().write_all(bytes)?,
     }
     Ok(())
 }

@@ -2,8 +2,8 @@
 
 mod cli;
 mod config;
+mod oneshot;
 mod serve;
-mod source;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -1,5 +1,5 @@
-//! `lazycache serve`: wires mirrors, the three-tier cache and the decoder's byte sources into
-//! the HTTP service, and runs it until SIGTERM/SIGINT. The port is bound first and answers
+//! `lazycache serve`: wires mirrors and the three-tier cache into the service and its HTTP
+//! front door, and runs it until SIGTERM/SIGINT. The port is bound first and answers
 //! "starting" (503) while the caches open. At the signal `/readyz` turns 503 (and stays so for
 //! `--shutdown-delay` while requests are still served), then the listener closes, in-flight
 //! requests finish (≤ 30 s) while new `/v1` requests on open connections get 503, write-behind
@@ -11,16 +11,14 @@ use std::time::Duration;
 use actix_web::{App, HttpServer};
 use anyhow::{Context, Result};
 use lazycache_cache::{CacheConfig, TieredCache};
-use lazycache_decode::{ByteSource, Limits};
-use lazycache_http::{AppParts, AppState, HttpOptions, SourceFactory};
-use lazycache_origin::{
-    HttpConfig, Mirror, OriginConfig, OriginFile, RangeCache, RangeCacheConfig,
-};
+use lazycache_decode::Limits;
+use lazycache_http::{AppState, HttpOptions};
+use lazycache_origin::{HttpConfig, Mirror, OriginConfig, RangeCache, RangeCacheConfig};
+use lazycache_service::{Service, ServiceOptions, ServiceParts};
 use prometheus::Registry;
 use tokio::runtime::Handle;
 
 use crate::config::ServeConfig;
-use crate::source::OriginSource;
 
 /// Longest wait for in-flight requests, then for pending cache writes, at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -139,39 +137,35 @@ async fn open_cache(config: &ServeConfig, registry: &Registry) -> Result<TieredC
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// What the routes need, but the cache (handed over once open).
+/// The service and its HTTP front door, but the cache (handed over once open).
 fn app_state(
     config: &ServeConfig,
     mirrors: Vec<Arc<Mirror>>,
     ranges: RangeCache,
     registry: Registry,
 ) -> Result<AppState> {
-    let io = Handle::current();
-    let source_runtime = io.clone();
-    let sources: SourceFactory = Arc::new(move |file: OriginFile| -> Arc<dyn ByteSource> {
-        Arc::new(OriginSource::new(file, source_runtime.clone()))
-    });
-    let options = HttpOptions {
-        allow_raw_output: config.allow_raw_output,
-        public: config.public,
-        api_keys: config.api_keys.clone(),
-        max_concurrent_decodes: config.max_concurrent_decodes,
-        decode_queue_timeout: config.decode_queue_timeout,
-        request_timeout: config.request_timeout,
-        movie_extensions: config.movie_extensions.clone(),
-        listing_ttl: config.listing_ttl,
-        components: vec![("lazycache".into(), env!("CARGO_PKG_VERSION").into())],
-    };
-    AppState::new(AppParts {
+    let service = Service::new(ServiceParts {
         mirrors,
         ranges,
-        registry,
-        options,
+        registry: registry.clone(),
+        options: ServiceOptions {
+            allow_raw_output: config.allow_raw_output,
+            max_concurrent_decodes: config.max_concurrent_decodes,
+            decode_queue_timeout: config.decode_queue_timeout,
+            movie_extensions: config.movie_extensions.clone(),
+            listing_ttl: config.listing_ttl,
+        },
         limits: Limits::default(),
-        sources,
-        io,
+        io: Handle::current(),
     })
-    .context("cannot register metrics")
+    .context("cannot register metrics")?;
+    let options = HttpOptions {
+        public: config.public,
+        api_keys: config.api_keys.clone(),
+        request_timeout: config.request_timeout,
+        components: vec![("lazycache".into(), env!("CARGO_PKG_VERSION").into())],
+    };
+    AppState::new(service, registry, options).context("cannot register metrics")
 }
 
 /// Waits for SIGTERM or SIGINT; returns its name.

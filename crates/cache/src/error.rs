@@ -30,8 +30,6 @@ pub enum TierError {
     },
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),
-    #[error("upload: {0}")]
-    Upload(String),
     #[error("gave up after {0:?}")]
     TimedOut(Duration),
     #[error("background task failed: {0}")]
@@ -64,7 +62,7 @@ impl TierError {
             ),
             // Every store error but "not found" (which is a miss, not an error) may be an outage;
             // treating them all as one keeps a failing store from costing a timeout per request.
-            TierError::ObjectStore(_) | TierError::Upload(_) | TierError::TimedOut(_) => true,
+            TierError::ObjectStore(_) | TierError::TimedOut(_) => true,
             TierError::Task(_) => false,
         }
     }

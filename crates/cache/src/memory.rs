@@ -88,13 +88,8 @@ impl MemoryTier {
 }
 
 fn weight(key: &CacheKey, value: &CachedValue) -> u32 {
-    let source = key.source();
-    let bytes = value.len()
-        + value.content_type().len()
-        + source.mirror.len()
-        + source.path.len()
-        + source.validator.len()
-        + ENTRY_OVERHEAD_BYTES;
+    let bytes =
+        value.len() + value.content_type().len() + key.canonical().len() + ENTRY_OVERHEAD_BYTES;
     u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 

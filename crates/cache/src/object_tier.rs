@@ -10,16 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use lazycache_store::{ClientSettings, Scheme};
 use object_store::path::Path as StorePath;
-use object_store::{Attribute, AttributeValue, Attributes, ObjectStore, PutOptions, PutPayload};
+use object_store::{
+    Attribute, AttributeValue, Attributes, BackoffConfig, ObjectStore, PutOptions, PutPayload,
+    RetryConfig,
+};
 use url::Url;
 
 use crate::envelope;
 use crate::error::{CacheError, TierError};
-use crate::gcs_upload::GcsJsonUpload;
 use crate::key::CacheKey;
 use crate::metrics::TierMetrics;
-use crate::store_client;
 use crate::tier::{Tier, TierKind};
 use crate::value::CachedValue;
 
@@ -31,8 +33,9 @@ const CHECKSUM_METADATA: &str = "lazycache-crc32";
 pub struct ObjectStoreOptions {
     /// `gs://bucket/prefix`, `s3://bucket/prefix` or `file:///dir`.
     pub url: String,
-    /// `http://host:port` of a GCS emulator (fake-gcs-server), used without credentials for
-    /// `gs://` URLs; [`ObjectStoreOptions::new`] takes it from `STORAGE_EMULATOR_HOST`.
+    /// `http://host:port` (or `host:port`) of a GCS emulator (fake-gcs-server), used without
+    /// credentials for `gs://` URLs; [`ObjectStoreOptions::new`] takes it from
+    /// `STORAGE_EMULATOR_HOST`.
     pub gcs_emulator_host: Option<String>,
     /// Upper bound of one operation, retries included.
     pub operation_timeout: Duration,
@@ -43,9 +46,7 @@ impl ObjectStoreOptions {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
-            gcs_emulator_host: std::env::var("STORAGE_EMULATOR_HOST")
-                .ok()
-                .filter(|host| !host.is_empty()),
+            gcs_emulator_host: lazycache_store::gcs_emulator_from_env(),
             operation_timeout: Duration::from_secs(10),
         }
     }
@@ -66,8 +67,6 @@ pub struct ObjectStoreTier {
     store: Arc<dyn ObjectStore>,
     prefix: StorePath,
     layout: ObjectLayout,
-    /// Set when writing to a GCS emulator, which needs the JSON API for uploads.
-    emulator_upload: Option<GcsJsonUpload>,
     url: String,
     timeout: Duration,
     metrics: TierMetrics,
@@ -82,30 +81,18 @@ impl ObjectStoreTier {
             reason,
         };
         let url = Url::parse(&options.url).map_err(|e| invalid(e.to_string()))?;
-        let store = store_client::build(&url, options).map_err(invalid)?;
-        let prefix_text = match url.scheme() {
-            "file" => url.path(),
-            _ => url.path().trim_start_matches('/'),
-        };
-        let prefix = StorePath::from_url_path(prefix_text).map_err(|e| invalid(e.to_string()))?;
-        let layout = match url.scheme() {
-            "file" => ObjectLayout::Envelope,
-            _ => ObjectLayout::Attributes,
-        };
         let timeout = options.operation_timeout;
-        let emulator_upload = match (&options.gcs_emulator_host, url.scheme()) {
-            (Some(emulator), "gs") => Some(
-                GcsJsonUpload::new(emulator, url.host_str().unwrap_or_default(), timeout)
-                    .map_err(|e| invalid(e.to_string()))?,
-            ),
-            _ => None,
+        let opened = lazycache_store::open(&url, &client_settings(options))
+            .map_err(|e| invalid(e.to_string()))?;
+        let layout = match opened.location.scheme() {
+            Scheme::File => ObjectLayout::Envelope,
+            Scheme::Gcs | Scheme::S3 => ObjectLayout::Attributes,
         };
         metrics.available.set(1);
         Ok(Self {
-            store,
-            prefix,
+            store: opened.store,
+            prefix: opened.location.prefix().clone(),
             layout,
-            emulator_upload,
             url: options.url.clone(),
             timeout,
             metrics,
@@ -162,7 +149,7 @@ impl ObjectStoreTier {
     ) -> Result<CachedValue, String> {
         match self.layout {
             ObjectLayout::Envelope => {
-                envelope::decode(body, &key.canonical()).map_err(|e| e.to_string())
+                envelope::decode(body, key.canonical()).map_err(|e| e.to_string())
             }
             ObjectLayout::Attributes => {
                 let checksum = attributes
@@ -204,9 +191,7 @@ impl Tier for ObjectStoreTier {
     async fn put(&self, key: &CacheKey, value: &CachedValue) -> Result<(), TierError> {
         let path = self.object_path(key);
         let (payload, attributes) = match self.layout {
-            ObjectLayout::Envelope => {
-                (envelope::encode(&key.canonical(), value), Attributes::new())
-            }
+            ObjectLayout::Envelope => (envelope::encode(key.canonical(), value), Attributes::new()),
             ObjectLayout::Attributes => {
                 let mut attributes = Attributes::new();
                 attributes.insert(
@@ -220,13 +205,6 @@ impl Tier for ObjectStoreTier {
                 (value.bytes().clone(), attributes)
             }
         };
-        if let Some(uploader) = &self.emulator_upload {
-            let upload = uploader.upload(&path, payload, &attributes);
-            return match tokio::time::timeout(self.timeout, upload).await {
-                Ok(result) => result.map_err(|e| TierError::Upload(e.to_string())),
-                Err(_) => Err(TierError::TimedOut(self.timeout)),
-            };
-        }
         let options = PutOptions {
             attributes,
             ..PutOptions::default()
@@ -246,6 +224,28 @@ impl Tier for ObjectStoreTier {
             Err(error) => Err(error),
         }
     }
+}
+
+/// Short timeouts and few, quick retries inside the operation timeout: the tier is a cache,
+/// and a miss is cheap.
+fn client_settings(options: &ObjectStoreOptions) -> ClientSettings {
+    let timeout = options.operation_timeout;
+    let retry = RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(500),
+            base: 2.0,
+        },
+        max_retries: 2,
+        retry_timeout: timeout,
+    };
+    ClientSettings {
+        connect_timeout: timeout.min(Duration::from_secs(3)),
+        request_timeout: timeout,
+        retry,
+        gcs_emulator: None,
+    }
+    .with_gcs_emulator(options.gcs_emulator_host.as_deref())
 }
 
 fn crc32_hex(bytes: &[u8]) -> String {

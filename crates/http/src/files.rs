@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix_web::HttpResponse;
 use actix_web::http::header;
 use bytes::Bytes;
-use lazycache_origin::{Mirror, OriginFile};
+use lazycache_service::{Mirror, OriginFile};
 use tokio::runtime::Handle;
 
 use crate::error::ApiError;
@@ -166,7 +166,7 @@ pub fn into_response(answer: FileAnswer, io: Handle) -> HttpResponse {
                         .await;
                     let chunk = match read {
                         Ok(Ok(bytes)) => Ok::<Bytes, ApiError>(bytes),
-                        Ok(Err(error)) => Err(error.into()),
+                        Ok(Err(error)) => Err(ApiError::Service(error.into())),
                         Err(join) => Err(ApiError::Internal(join.to_string())),
                     };
                     // A failed chunk ends the body; the client sees a short response.

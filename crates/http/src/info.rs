@@ -13,7 +13,7 @@ pub fn body(options: &HttpOptions) -> Value {
         "lazycache-http".into(),
         Value::String(env!("CARGO_PKG_VERSION").into()),
     );
-    for (library, version) in lazycache_decode::ffmpeg_versions() {
+    for (library, version) in lazycache_service::ffmpeg_versions() {
         components.insert(library.into(), Value::String(version));
     }
     Value::Object(components)

@@ -1,8 +1,10 @@
 //! lazycache-http: the HTTP API of SPEC §3 on actix-web — routes, statuses, headers, JSON.
 //!
-//! The only crate that knows HTTP. [`AppState::new`] gathers what the routes need (mirrors,
-//! the three-tier cache, options, metrics); [`configure`] mounts the routes on an actix `App`.
-//! Library errors become statuses in one place, [`error`].
+//! The only crate that knows HTTP, and a thin one: it parses a request, calls
+//! [`lazycache_service::Service`], and writes the answer (statuses, ETag and 304, timing and
+//! tier headers, streamed file bodies). [`AppState::new`] wraps the service with the HTTP
+//! options and metrics; [`configure`] mounts the routes on an actix `App`. Errors become
+//! statuses in one place, [`error`].
 
 mod access;
 pub mod error;
@@ -11,7 +13,6 @@ mod frame_request;
 mod info;
 mod listing;
 mod metrics;
-mod movies;
 pub mod options;
 mod request_log;
 mod respond;
@@ -23,4 +24,4 @@ pub use error::ApiError;
 pub use metrics::HttpMetrics;
 pub use options::HttpOptions;
 pub use routes::configure;
-pub use state::{AppParts, AppState, SourceFactory};
+pub use state::AppState;

@@ -1,6 +1,6 @@
 //! The directory listing object of SPEC §3.
 
-use lazycache_origin::{Listing, RelPath};
+use lazycache_service::{Listing, RelPath};
 use serde_json::{Value, json};
 
 /// `{"Path": "/<dir>/", "Files": [...], "Directories": [...]}`; the root's Path is `/`.

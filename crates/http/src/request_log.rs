@@ -10,9 +10,9 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, web};
 
-use crate::metrics::Counted;
 use crate::respond::CACHE_HEADER;
 use crate::state::AppState;
+use lazycache_service::Counted;
 
 /// The response header naming a request, as its log line does.
 const REQUEST_ID_HEADER: &str = "x-request-id";

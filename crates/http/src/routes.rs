@@ -75,7 +75,7 @@ async fn preflight() -> HttpResponse {
 
 async fn root(state: web::Data<AppState>) -> HttpResponse {
     let mut mirrors = Map::new();
-    for mirror in &state.inner.mirrors {
+    for mirror in state.service().mirrors() {
         mirrors.insert(
             mirror.url().to_string(),
             json!({ "APIPath": { "V1": format!("/v1/{}", mirror.prefix()) } }),
@@ -102,9 +102,8 @@ async fn metrics_text(request: HttpRequest, state: web::Data<AppState>) -> HttpR
     if let Err(refused) = access::check(&request, &state.inner.options.api_keys) {
         return refused.to_response(&request);
     }
-    let inner = &state.inner;
-    inner.metrics.observe_origin(inner.ranges.stats());
-    match metrics::render(&inner.registry) {
+    state.service().observe_origin();
+    match metrics::render(&state.inner.registry) {
         Ok(text) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")
             .body(text),

@@ -1,24 +1,15 @@
-//! Everything the routes share: mirrors, cache, options, metrics, decode slots, readiness.
+//! Everything the routes share: the service, HTTP options and metrics, and the server's phase.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
 
-use lazycache_cache::TieredCache;
-use lazycache_decode::{ByteSource, Limits};
-use lazycache_origin::{Mirror, OriginFile, RangeCache};
+use lazycache_service::{Service, TieredCache};
 use prometheus::Registry;
-use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
 use crate::metrics::HttpMetrics;
-use crate::movies::MovieTable;
 use crate::options::HttpOptions;
 
-/// Turns a pinned origin file into the decoder's blocking byte source (the binary's adapter).
-pub type SourceFactory = Arc<dyn Fn(OriginFile) -> Arc<dyn ByteSource> + Send + Sync>;
-
-/// Where the service is in its life; only `Serving` is ready.
+/// Where the server is in its life; only `Serving` is ready.
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -30,72 +21,49 @@ enum Phase {
     Draining,
 }
 
-/// Shared state of the service. Cloning is cheap.
+/// Shared state of the HTTP front door. Cloning is cheap.
 #[derive(Clone)]
 pub struct AppState {
     pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
-    pub mirrors: Vec<Arc<Mirror>>,
-    pub ranges: RangeCache,
-    /// Set once the tiers are open ([`AppState::start_serving`]).
-    cache: OnceLock<TieredCache>,
+    pub service: Service,
     pub registry: Registry,
     pub metrics: HttpMetrics,
     pub options: HttpOptions,
-    pub limits: Limits,
-    pub sources: SourceFactory,
-    /// The runtime origin I/O, cache work and decodes run on.
-    pub io: Handle,
-    pub decode_slots: Arc<Semaphore>,
-    pub movies: MovieTable,
-    pub phase: AtomicU8,
-}
-
-/// The parts [`AppState::new`] is built from.
-pub struct AppParts {
-    pub mirrors: Vec<Arc<Mirror>>,
-    pub ranges: RangeCache,
-    /// The registry the cache's metrics go in; the service adds its own.
-    pub registry: Registry,
-    pub options: HttpOptions,
-    pub limits: Limits,
-    pub sources: SourceFactory,
-    pub io: Handle,
+    phase: AtomicU8,
 }
 
 impl AppState {
-    /// Registers the service's metrics in `parts.registry`. Until [`Self::start_serving`] hands
-    /// it the open cache, `/v1` answers 503 "starting" (health, `/`, `/info` and `/metrics`
-    /// already answer), so the port can be bound before the slow start-up work.
-    pub fn new(parts: AppParts) -> Result<Self, prometheus::Error> {
-        let metrics = HttpMetrics::register(&parts.registry)?;
-        let slots = parts.options.max_concurrent_decodes.max(1);
-        let movies = MovieTable::new(parts.options.listing_ttl);
+    /// Registers the HTTP metrics in `registry` (where the service's and the cache's are). Until
+    /// [`Self::start_serving`] hands over the open cache, `/v1` answers 503 "starting" (health,
+    /// `/`, `/info` and `/metrics` already answer), so the port can be bound before the slow
+    /// start-up work.
+    pub fn new(
+        service: Service,
+        registry: Registry,
+        options: HttpOptions,
+    ) -> Result<Self, prometheus::Error> {
+        let metrics = HttpMetrics::register(&registry)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                mirrors: parts.mirrors,
-                ranges: parts.ranges,
-                cache: OnceLock::new(),
-                registry: parts.registry,
+                service,
+                registry,
                 metrics,
-                options: parts.options,
-                limits: parts.limits,
-                sources: parts.sources,
-                io: parts.io,
-                decode_slots: Arc::new(Semaphore::new(slots)),
-                movies,
+                options,
                 phase: AtomicU8::new(Phase::Starting as u8),
             }),
         })
     }
 
-    /// Takes the opened cache; from now on `/v1` is served and `/readyz` answers 200.
+    pub fn service(&self) -> &Service {
+        &self.inner.service
+    }
+
+    /// Hands the opened cache to the service; from now on `/v1` is served and `/readyz` is 200.
     pub fn start_serving(&self, cache: TieredCache) {
-        if self.inner.cache.set(cache).is_err() {
-            tracing::warn!("the cache was handed over twice; keeping the first");
-        }
+        self.inner.service.start_serving(cache);
         self.set_phase(Phase::Serving);
     }
 
@@ -109,7 +77,7 @@ impl AppState {
     /// then bounded by the decodes under way, not by the queue.
     pub fn begin_drain(&self) {
         self.set_phase(Phase::Draining);
-        self.inner.decode_slots.close();
+        self.inner.service.stop_decoding();
     }
 
     pub fn is_ready(&self) -> bool {
@@ -118,6 +86,15 @@ impl AppState {
 
     pub fn is_shutting_down(&self) -> bool {
         matches!(self.phase(), Phase::Leaving | Phase::Draining)
+    }
+
+    pub fn is_starting(&self) -> bool {
+        self.phase() == Phase::Starting
+    }
+
+    /// The cache once open, e.g. to flush its write-behind queues at shutdown.
+    pub fn cache(&self) -> Option<&TieredCache> {
+        self.inner.service.cache()
     }
 
     fn set_phase(&self, phase: Phase) {
@@ -131,19 +108,5 @@ impl AppState {
             2 => Phase::Leaving,
             _ => Phase::Draining,
         }
-    }
-
-    pub fn is_starting(&self) -> bool {
-        self.phase() == Phase::Starting
-    }
-
-    /// The cache once open, e.g. to flush its write-behind queues at shutdown.
-    pub fn cache(&self) -> Option<&TieredCache> {
-        self.inner.cache.get()
-    }
-
-    /// The cache, or 503 "starting" for a request that came before it was open.
-    pub(crate) fn open_cache(&self) -> Result<&TieredCache, ApiError> {
-        self.cache().ok_or(ApiError::Starting)
     }
 }

@@ -1,23 +1,21 @@
-//! `/v1/<mirror prefix><path>`: finds the mirror, tells listings, movies, frames, sprites and
-//! other files apart, and runs the work on the I/O runtime.
+//! `/v1/<mirror prefix><path>`: sorts a path into listing, metadata, frame/time, sprite or other
+//! file, asks the service on the I/O runtime, and writes the answer with its HTTP headers.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use lazycache_cache::{CachedValue, ServedFrom};
-use lazycache_decode::{Movie, parse_time};
-use lazycache_origin::{Mirror, OriginFile, RelPath};
+use lazycache_service::{
+    CachedValue, Conditional, FrameRequest, FrameSelector, FrameTimings, Mirror, RelPath,
+    ServedFrom, ServiceError, split_extension,
+};
 use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::files::{self, Conditions, FileAnswer};
-use crate::frame_request::{FrameWishes, frame_number, split_extension, wishes};
-use crate::movies::{
-    FrameSpec, FrameTimings, LoadedMovie, compute_frame, frame_key, load_movie, source_id,
-};
+use crate::frame_request::frame_request;
 use crate::respond::{
     CACHE_CONTROL_IMMUTABLE, Timings, if_none_match, not_modified, not_modified_response,
     strong_etag, tier_header,
@@ -34,19 +32,13 @@ enum Route {
     Metadata(RelPath),
     Frame {
         movie: RelPath,
-        which: Which,
-        wishes: FrameWishes,
+        request: FrameRequest,
     },
     Sprite,
     OtherFile(RelPath),
 }
 
-enum Which {
-    Number(u64),
-    Time(f64),
-}
-
-/// What the I/O side found, turned into a response on the HTTP worker.
+/// What the service answered, turned into a response on the HTTP worker.
 enum Answer {
     Json {
         body: Value,
@@ -58,24 +50,35 @@ enum Answer {
         value: CachedValue,
         etag: String,
         tier: ServedFrom,
-        timings: Timings,
+        timings: FrameTimings,
     },
     NotModified(String),
     Redirect(String),
     File(FileAnswer),
 }
 
-/// The request details the I/O side needs (actix requests stay on their worker).
-struct Facts {
+/// The request headers the answer depends on (actix requests stay on their worker).
+struct RequestHeaders {
     if_none_match: Vec<String>,
     range: Option<String>,
     if_range: Option<String>,
 }
 
+impl RequestHeaders {
+    /// Whether the client holds the version `tag` names (its ETag is in `If-None-Match`).
+    fn holds(&self, tag: &str) -> bool {
+        not_modified(&self.if_none_match, &etag_of(tag))
+    }
+}
+
+/// The strong ETag of a service version tag.
+fn etag_of(tag: &str) -> String {
+    strong_etag(&[tag])
+}
+
 pub async fn handle(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let started = Instant::now();
-    let url = request.uri().path().to_owned();
-    match respond(&request, &state, &url, started).await {
+    match respond(&request, &state, started).await {
         Ok(response) => response,
         Err(error) => error.to_response(&request),
     }
@@ -84,26 +87,26 @@ pub async fn handle(request: HttpRequest, state: web::Data<AppState>) -> HttpRes
 async fn respond(
     request: &HttpRequest,
     state: &AppState,
-    url: &str,
     started: Instant,
 ) -> Result<HttpResponse, ApiError> {
     if state.is_starting() {
-        return Err(ApiError::Starting);
+        return Err(ServiceError::Starting.into());
     }
     access::check(request, &state.inner.options.api_keys)?;
+    let url = request.uri().path();
     let tail = url.strip_prefix("/v1").unwrap_or(url);
-    let (mirror, path) = find_mirror(state, tail)?;
+    let service = state.service();
+    let (mirror, path) = service.find_mirror(tail)?;
     let route = route(state, request, url, path)?;
-    let facts = Facts {
+    let headers = RequestHeaders {
         if_none_match: if_none_match(request),
         range: header_text(request, header::RANGE),
         if_range: header_text(request, header::IF_RANGE),
     };
     let io_state = state.clone();
-    let work = state
-        .inner
-        .io
-        .spawn(async move { answer(&io_state, &mirror, route, facts).await });
+    let work = service
+        .io()
+        .spawn(async move { answer(&io_state, &mirror, route, headers).await });
     let limit = state.inner.options.request_timeout;
     let answer = match tokio::time::timeout(limit, work).await {
         Ok(Ok(answer)) => answer?,
@@ -111,17 +114,6 @@ async fn respond(
         Err(_) => return Err(ApiError::RequestTimedOut(limit)),
     };
     Ok(into_response(answer, state, started))
-}
-
-fn find_mirror(state: &AppState, tail: &str) -> Result<(Arc<Mirror>, RelPath), ApiError> {
-    for mirror in &state.inner.mirrors {
-        if let Some(path) = mirror.spec().relative_path(tail) {
-            return Ok((Arc::clone(mirror), path?));
-        }
-    }
-    Err(ApiError::NotFound(
-        "no mirror is served under this path".into(),
-    ))
 }
 
 fn route(
@@ -133,26 +125,20 @@ fn route(
     if url.ends_with('/') || path.is_root() {
         return Ok(Route::Listing(path));
     }
-    let options = &state.inner.options;
+    let options = state.service().options();
     let segments = path.segments();
     let n = segments.len();
     if n >= 3 && options.is_movie(&segments[n - 3]) {
-        let movie = sub_path(&segments[..n - 2])?;
         let (stem, format) = split_extension(&segments[n - 1])?;
-        let which = match segments[n - 2].as_str() {
-            "frame" => Some(Which::Number(frame_number(stem)?)),
-            "time" => Some(Which::Time(parse_time(stem)?)),
+        let selector = match segments[n - 2].as_str() {
+            "frame" => Some(FrameSelector::number(stem)?),
+            "time" => Some(FrameSelector::time(stem)?),
             _ => None,
         };
-        if let Some(which) = which {
-            if format.is_raw() && !options.allow_raw_output {
-                return Err(ApiError::RawOutputDisabled);
-            }
-            let wishes = wishes(request, format)?;
+        if let Some(selector) = selector {
             return Ok(Route::Frame {
-                movie,
-                which,
-                wishes,
+                movie: sub_path(&segments[..n - 2])?,
+                request: frame_request(request, selector, format)?,
             });
         }
     }
@@ -169,180 +155,58 @@ fn route(
 }
 
 fn sub_path(segments: &[String]) -> Result<RelPath, ApiError> {
-    Ok(RelPath::parse(&segments.join("/"))?)
+    RelPath::parse(&segments.join("/")).map_err(|e| ApiError::Service(e.into()))
 }
 
 async fn answer(
     state: &AppState,
-    mirror: &Mirror,
+    mirror: &Arc<Mirror>,
     route: Route,
-    facts: Facts,
+    headers: RequestHeaders,
 ) -> Result<Answer, ApiError> {
+    let service = state.service();
+    let holds = |tag: &str| headers.holds(tag);
     match route {
-        Route::Listing(dir) => listing_answer(mirror, &dir).await,
-        Route::Metadata(path) => {
-            retry_if_changed(mirror, &path, || metadata(state, mirror, &path, &facts)).await
-        }
-        Route::Frame {
-            movie,
-            which,
-            wishes,
-        } => {
-            retry_if_changed(mirror, &movie, || {
-                frame(state, mirror, &movie, &which, &wishes, &facts)
-            })
-            .await
+        Route::Listing(dir) => Ok(listing_answer(&dir, &*service.list(mirror, &dir).await?)),
+        Route::Metadata(path) => match service.metadata(mirror, &path, &holds).await? {
+            Conditional::Held(tag) => Ok(Answer::NotModified(etag_of(&tag))),
+            Conditional::Fresh(found) => {
+                let mut body = serde_json::to_value(&found.metadata)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                if let Value::Object(object) = &mut body {
+                    object.insert("URL".into(), Value::String(found.path));
+                }
+                Ok(Answer::Json {
+                    body,
+                    etag: Some(etag_of(&found.version_tag)),
+                    tier: Some(found.served_from),
+                    metadata: found.elapsed,
+                })
+            }
+        },
+        Route::Frame { movie, request } => {
+            match service.frame(mirror, &movie, &request, &holds).await? {
+                Conditional::Held(tag) => Ok(Answer::NotModified(etag_of(&tag))),
+                Conditional::Fresh(frame) => Ok(Answer::Image {
+                    etag: etag_of(&frame.version_tag),
+                    value: frame.value,
+                    tier: frame.served_from,
+                    timings: frame.timings,
+                }),
+            }
         }
         Route::Sprite => Err(ApiError::NotImplemented("the sprite (contact sheet) route")),
-        Route::OtherFile(path) => other_file(mirror, &path, &facts).await,
+        Route::OtherFile(path) => other_file(state, mirror, &path, &headers).await,
     }
 }
 
-/// Runs `attempt`; when the origin file changed under it, forgets the old version and tries once
-/// more (SPEC §4: a changed file is never answered from its old content).
-async fn retry_if_changed<F, Fut>(
-    mirror: &Mirror,
-    path: &RelPath,
-    attempt: F,
-) -> Result<Answer, ApiError>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<Answer, ApiError>>,
-{
-    match attempt().await {
-        Err(error) if error.is_changed() => {
-            mirror.forget(path).await;
-            attempt().await
-        }
-        other => other,
-    }
-}
-
-async fn listing_answer(mirror: &Mirror, dir: &RelPath) -> Result<Answer, ApiError> {
-    let entries = mirror.list(dir).await?;
-    Ok(Answer::Json {
-        body: listing::body(dir, &entries),
+fn listing_answer(dir: &RelPath, entries: &lazycache_service::Listing) -> Answer {
+    Answer::Json {
+        body: listing::body(dir, entries),
         etag: None,
         tier: None,
         metadata: Duration::ZERO,
-    })
-}
-
-async fn metadata(
-    state: &AppState,
-    mirror: &Mirror,
-    path: &RelPath,
-    facts: &Facts,
-) -> Result<Answer, ApiError> {
-    let file = mirror.open_file(path).await?;
-    let etag = strong_etag(&[
-        mirror.url().as_str(),
-        &path.to_string(),
-        file.validator(),
-        "metadata",
-    ]);
-    let source = source_id(mirror.url().as_str(), &file);
-    // Loaded before any 304: only a movie that would get its 200 gets a 304 (SPEC §3).
-    let loaded = load_movie(state, source, file).await?;
-    if not_modified(&facts.if_none_match, &etag) {
-        return Ok(Answer::NotModified(etag));
     }
-    let mut body = serde_json::to_value(loaded.movie.metadata())
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    if let Value::Object(object) = &mut body {
-        object.insert("URL".into(), Value::String(format!("/{path}")));
-    }
-    Ok(Answer::Json {
-        body,
-        etag: Some(etag),
-        tier: Some(loaded.served_from),
-        metadata: loaded.elapsed,
-    })
-}
-
-async fn frame(
-    state: &AppState,
-    mirror: &Mirror,
-    path: &RelPath,
-    which: &Which,
-    wishes: &FrameWishes,
-    facts: &Facts,
-) -> Result<Answer, ApiError> {
-    let file = mirror.open_file(path).await?;
-    let source = source_id(mirror.url().as_str(), &file);
-    let (number, movie, metadata_time) = match which {
-        Which::Number(number) => (*number, MovieHandle::File(file), Duration::ZERO),
-        Which::Time(seconds) => {
-            let LoadedMovie { movie, elapsed, .. } =
-                load_movie(state, source.clone(), file).await?;
-            (
-                movie.frame_at_time(*seconds)?,
-                MovieHandle::Loaded(movie),
-                elapsed,
-            )
-        }
-    };
-    let spec = FrameSpec {
-        frame: number,
-        format: wishes.format,
-        options: wishes.options,
-        quality: wishes.quality,
-    };
-    let key = frame_key(source.clone(), &spec);
-    let etag = strong_etag(&[&key.canonical()]);
-    if not_modified(&facts.if_none_match, &etag) {
-        // Only a frame that would get its 200 gets a 304 (SPEC §3): `*` or a forged tag must not
-        // stand in for a frame past the end.
-        let movie = match movie {
-            MovieHandle::Loaded(movie) => movie,
-            MovieHandle::File(file) => load_movie(state, source, file).await?.movie,
-        };
-        movie.check_frame(number)?;
-        return Ok(Answer::NotModified(etag));
-    }
-    let timings = Arc::new(Mutex::new(FrameTimings::default()));
-    let compute_timings = Arc::clone(&timings);
-    let compute_state = state.clone();
-    let fetch_started = Instant::now();
-    let lookup = state
-        .open_cache()?
-        .get_or_compute(&key, move || async move {
-            let movie = match movie {
-                MovieHandle::Loaded(movie) => movie,
-                MovieHandle::File(file) => {
-                    let loaded = load_movie(&compute_state, source, file).await?;
-                    if let Ok(mut timings) = compute_timings.lock() {
-                        timings.index = loaded.elapsed;
-                    }
-                    loaded.movie
-                }
-            };
-            compute_frame(compute_state, movie, spec, compute_timings).await
-        })
-        .await
-        .map_err(ApiError::from)?;
-    let computed = timings.lock().map(|t| *t).unwrap_or_default();
-    let fetch = fetch_started
-        .elapsed()
-        .saturating_sub(computed.decode + computed.encode + computed.index);
-    Ok(Answer::Image {
-        value: lookup.value,
-        etag,
-        tier: lookup.served_from,
-        timings: Timings {
-            handler: Duration::ZERO,
-            metadata: metadata_time + computed.index,
-            fetch,
-            decode: computed.decode,
-            encode: computed.encode,
-        },
-    })
-}
-
-/// A movie known already, or the file to load it from inside the computation.
-enum MovieHandle {
-    Loaded(Movie),
-    File(OriginFile),
 }
 
 fn header_text(request: &HttpRequest, name: header::HeaderName) -> Option<String> {
@@ -353,30 +217,33 @@ fn header_text(request: &HttpRequest, name: header::HeaderName) -> Option<String
         .map(str::to_owned)
 }
 
-async fn other_file(mirror: &Mirror, path: &RelPath, facts: &Facts) -> Result<Answer, ApiError> {
+async fn other_file(
+    state: &AppState,
+    mirror: &Mirror,
+    path: &RelPath,
+    headers: &RequestHeaders,
+) -> Result<Answer, ApiError> {
     if let Some(url) = mirror.public_url(path) {
         return Ok(Answer::Redirect(url.to_string()));
     }
-    match mirror.open_file(path).await {
+    let service = state.service();
+    match service.open_file(mirror, path).await {
         Ok(file) => Ok(Answer::File(files::answer(
             mirror,
             file,
             &Conditions {
-                if_none_match: &facts.if_none_match,
-                range: facts.range.as_deref(),
-                if_range: facts.if_range.as_deref(),
+                if_none_match: &headers.if_none_match,
+                range: headers.range.as_deref(),
+                if_range: headers.if_range.as_deref(),
             },
         )?)),
         // A directory named without its trailing slash is listed.
-        Err(error) if error.is_not_found() => match mirror.list(path).await {
-            Ok(entries) => Ok(Answer::Json {
-                body: listing::body(path, &entries),
-                etag: None,
-                tier: None,
-                metadata: Duration::ZERO,
-            }),
-            Err(_) => Err(error.into()),
-        },
+        Err(error) if error.kind() == lazycache_service::ErrorKind::NotFound => {
+            match service.list(mirror, path).await {
+                Ok(entries) => Ok(listing_answer(path, &entries)),
+                Err(_) => Err(error.into()),
+            }
+        }
         Err(error) => Err(error.into()),
     }
 }
@@ -409,7 +276,7 @@ fn into_response(answer: Answer, state: &AppState, started: Instant) -> HttpResp
             value,
             etag,
             tier,
-            mut timings,
+            timings,
         } => {
             let mut response = HttpResponse::Ok();
             response
@@ -417,14 +284,20 @@ fn into_response(answer: Answer, state: &AppState, started: Instant) -> HttpResp
                 .insert_header((header::ETAG, etag))
                 .insert_header((header::CACHE_CONTROL, CACHE_CONTROL_IMMUTABLE))
                 .insert_header(tier_header(tier.as_str()));
-            timings.handler = started.elapsed();
-            timings.apply(&mut response);
+            Timings {
+                handler: started.elapsed(),
+                metadata: timings.metadata,
+                fetch: timings.fetch,
+                decode: timings.decode,
+                encode: timings.encode,
+            }
+            .apply(&mut response);
             response.body(Bytes::clone(value.bytes()))
         }
         Answer::NotModified(etag) => not_modified_response(&etag),
         Answer::Redirect(location) => HttpResponse::Found()
             .insert_header((header::LOCATION, location))
             .finish(),
-        Answer::File(file) => files::into_response(file, state.inner.io.clone()),
+        Answer::File(file) => files::into_response(file, state.service().io().clone()),
     }
 }

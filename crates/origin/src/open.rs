@@ -15,7 +15,7 @@ use crate::origin::Origin;
 use crate::pinned::OriginFile;
 use crate::range_cache::RangeCache;
 use crate::relpath::RelPath;
-use crate::spec::redact_url_text;
+use crate::spec::{MIRROR_SCHEMES, MirrorSpec, redact_url_text};
 
 /// The origin rooted at `url`: `http(s)://`, `file://`, `gs://` or `s3://`.
 pub fn origin_for_url(url: &Url, http: &HttpConfig) -> OriginResult<Arc<dyn Origin>> {
@@ -44,17 +44,24 @@ pub async fn open_location(
     http: &HttpConfig,
     ranges: RangeCache,
 ) -> OriginResult<OriginFile> {
-    let (origin, name) = if location.contains("://") {
-        let url = Url::parse(location)
-            .map_err(|e| OriginError::config(format!("{:?}: {e}", redact_url_text(location))))?;
-        split_url(&url, http)?
-    } else {
-        split_path(Path::new(location))?
-    };
+    let (spec, name) = locate(location)?;
+    let origin = origin_for_url(&spec.origin_url(), http)?;
     OriginFile::open(origin, name, ranges).await
 }
 
-fn split_url(url: &Url, http: &HttpConfig) -> OriginResult<(Arc<dyn Origin>, RelPath)> {
+/// The mirror a local path or URL lies in — its directory — and its name there, so one file
+/// can be served like any mirror's (the CLI's `SOURCE`).
+pub fn locate(location: &str) -> OriginResult<(MirrorSpec, RelPath)> {
+    if location.contains("://") {
+        let url = Url::parse(location)
+            .map_err(|e| OriginError::config(format!("{:?}: {e}", redact_url_text(location))))?;
+        split_url(&url)
+    } else {
+        split_path(Path::new(location))
+    }
+}
+
+fn split_url(url: &Url) -> OriginResult<(MirrorSpec, RelPath)> {
     let shown = redact_url_text(url.as_str());
     if url.query().is_some() || url.fragment().is_some() {
         return Err(OriginError::config(format!(
@@ -73,10 +80,19 @@ fn split_url(url: &Url, http: &HttpConfig) -> OriginResult<(Arc<dyn Origin>, Rel
     }
     let mut parent = url.clone();
     parent.set_path(&format!("{dir}/"));
-    Ok((origin_for_url(&parent, http)?, RelPath::root().join(&name)?))
+    let spec = MirrorSpec::new(None, parent.as_str()).map_err(|e| match e {
+        OriginError::Config { .. } if !MIRROR_SCHEMES.contains(&url.scheme()) => {
+            OriginError::config(format!(
+                "{}:// is not a supported origin (http, https, file, gs, s3)",
+                url.scheme()
+            ))
+        }
+        other => other,
+    })?;
+    Ok((spec, RelPath::root().join(&name)?))
 }
 
-fn split_path(path: &Path) -> OriginResult<(Arc<dyn Origin>, RelPath)> {
+fn split_path(path: &Path) -> OriginResult<(MirrorSpec, RelPath)> {
     let missing = || OriginError::not_found(path.display().to_string());
     let absolute = std::fs::canonicalize(path).map_err(|_| missing())?;
     let name = absolute
@@ -84,5 +100,9 @@ fn split_path(path: &Path) -> OriginResult<(Arc<dyn Origin>, RelPath)> {
         .and_then(|n| n.to_str())
         .ok_or_else(missing)?;
     let dir = absolute.parent().ok_or_else(missing)?;
-    Ok((Arc::new(FileOrigin::new(dir)?), RelPath::root().join(name)?))
+    let url = Url::from_directory_path(dir).map_err(|()| missing())?;
+    Ok((
+        MirrorSpec::new(None, url.as_str())?,
+        RelPath::root().join(name)?,
+    ))
 }

@@ -96,13 +96,13 @@ impl Tier for DiskTier {
 
     async fn get(&self, key: &CacheKey) -> Result<Option<CachedValue>, TierError> {
         let disk = self.opened().await?;
-        let canonical = key.canonical();
+        let canonical = key.canonical().to_owned();
         blocking(move || disk.read(&canonical)).await
     }
 
     async fn put(&self, key: &CacheKey, value: &CachedValue) -> Result<(), TierError> {
         let disk = self.opened().await?;
-        let canonical = key.canonical();
+        let canonical = key.canonical().to_owned();
         let value = value.clone();
         blocking(move || disk.write(&canonical, &value)).await
     }

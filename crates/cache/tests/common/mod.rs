@@ -6,41 +6,36 @@ use std::path::Path;
 use std::time::Duration;
 
 use lazycache_cache::{
-    CacheConfig, CacheKey, CachedValue, DiskOptions, FrameKey, MetadataKey, ObjectStoreOptions,
-    SourceId, TieredCache,
+    CacheConfig, CacheKey, CachedValue, DiskOptions, ObjectStoreOptions, TieredCache,
 };
 use lazycache_testkit::fake_gcs::FakeGcs;
 
 /// Upper bound for any single awaited step in these tests: a hang fails instead of stalling.
 pub const STEP: Duration = Duration::from_secs(20);
 
-pub fn source(path: &str) -> SourceId {
-    SourceId {
-        mirror: "test-mirror".into(),
-        path: path.into(),
-        validator: "\"etag-1\"".into(),
-    }
-}
-
+/// A frame-like key: the cache knows no frames, only kinds and fields.
 pub fn frame_key(n: u64) -> CacheKey {
-    CacheKey::Frame(FrameKey {
-        source: source("dir/movie.mov"),
-        frame: n,
-        format: "png".into(),
-        width: None,
-        height: None,
-        fit: "stretch".into(),
-        crop: None,
-        quality: None,
-        revision: 1,
-    })
+    CacheKey::new(
+        "frame",
+        &[
+            ("mirror", "test-mirror"),
+            ("path", "dir/movie.mov"),
+            ("validator", "\"etag-1\""),
+            ("frame", &n.to_string()),
+            ("format", "png"),
+        ],
+    )
 }
 
 pub fn metadata_key(path: &str) -> CacheKey {
-    CacheKey::Metadata(MetadataKey {
-        source: source(path),
-        revision: 1,
-    })
+    CacheKey::new(
+        "metadata",
+        &[
+            ("mirror", "test-mirror"),
+            ("path", path),
+            ("validator", "\"etag-1\""),
+        ],
+    )
 }
 
 /// Deterministic bytes for `seed`, so a reader can check exactly what it got.

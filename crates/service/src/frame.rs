@@ -1,0 +1,173 @@
+//! The frame use case: one frame of one movie as an image — from the cache tiers, else decoded
+//! once (concurrent requests share it) in a decode slot, with where it came from and its timings.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lazycache_cache::{CachedValue, ServedFrom};
+use lazycache_decode::Movie;
+use lazycache_origin::{Mirror, OriginFile, RelPath};
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::keys::{MovieVersion, frame_key};
+use crate::metrics::Counted;
+use crate::request::{FrameOutput, FrameRequest, FrameSelector};
+use crate::service::{Conditional, Service, retry_if_changed};
+use crate::slots::blocking;
+
+/// Where a frame's time went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrameTimings {
+    /// Finding or reading the movie's index.
+    pub metadata: Duration,
+    /// Everything else before decoding: cache lookups, waiting for a slot, origin reads.
+    pub fetch: Duration,
+    pub decode: Duration,
+    pub encode: Duration,
+}
+
+/// An encoded frame and its provenance.
+pub struct FrameAnswer {
+    pub value: CachedValue,
+    /// The frame's number (resolved from the time when asked by time).
+    pub frame: u64,
+    /// Changes whenever the bytes would (movie version, frame, every output option).
+    pub version_tag: String,
+    pub served_from: ServedFrom,
+    pub timings: FrameTimings,
+}
+
+/// A movie known already, or the file to load it from inside the computation.
+enum MovieSource {
+    Loaded(Movie),
+    Unread(MovieVersion, OriginFile),
+}
+
+impl Service {
+    /// Frame `request` of the movie at `path` of `mirror` (retried once when the file changed
+    /// under the request). `holds(tag)` says whether the caller already has that version: then
+    /// [`Conditional::Held`] — but only for a frame that exists.
+    pub async fn frame(
+        &self,
+        mirror: &Mirror,
+        path: &RelPath,
+        request: &FrameRequest,
+        holds: &(dyn Fn(&str) -> bool + Sync),
+    ) -> ServiceResult<Conditional<FrameAnswer>> {
+        if request.output.format.is_raw() && !self.inner.options.allow_raw_output {
+            return Err(ServiceError::RawOutputDisabled);
+        }
+        retry_if_changed(mirror, path, || {
+            self.frame_once(mirror, path, request, holds)
+        })
+        .await
+    }
+
+    async fn frame_once(
+        &self,
+        mirror: &Mirror,
+        path: &RelPath,
+        request: &FrameRequest,
+        holds: &(dyn Fn(&str) -> bool + Sync),
+    ) -> ServiceResult<Conditional<FrameAnswer>> {
+        let started = Instant::now();
+        let file = mirror.open_file(path).await?;
+        let version = MovieVersion::of(mirror.url().as_str(), &file);
+        let (number, movie, metadata_time) = match request.selector {
+            FrameSelector::Number(number) => (
+                number,
+                MovieSource::Unread(version.clone(), file),
+                Duration::ZERO,
+            ),
+            FrameSelector::Time(seconds) => {
+                let loaded = self.load_movie(version.clone(), file).await?;
+                let number = loaded.movie.frame_at_time(seconds)?;
+                (number, MovieSource::Loaded(loaded.movie), loaded.elapsed)
+            }
+        };
+        let key = frame_key(&version, number, &request.output);
+        let version_tag = key.canonical().to_owned();
+        if holds(&version_tag) {
+            // `*` or a forged tag must not stand in for a frame past the end.
+            let movie = match movie {
+                MovieSource::Loaded(movie) => movie,
+                MovieSource::Unread(version, file) => self.load_movie(version, file).await?.movie,
+            };
+            movie.check_frame(number)?;
+            return Ok(Conditional::Held(version_tag));
+        }
+        let timings = Arc::new(Mutex::new(FrameTimings::default()));
+        let compute_timings = Arc::clone(&timings);
+        let service = self.clone();
+        let output = request.output;
+        let lookup = self
+            .open_cache()?
+            .get_or_compute(&key, move || async move {
+                let movie = match movie {
+                    MovieSource::Loaded(movie) => movie,
+                    MovieSource::Unread(version, file) => {
+                        let loaded = service.load_movie(version, file).await?;
+                        if let Ok(mut timings) = compute_timings.lock() {
+                            timings.metadata = loaded.elapsed;
+                        }
+                        loaded.movie
+                    }
+                };
+                service
+                    .compute_frame(movie, number, output, compute_timings)
+                    .await
+            })
+            .await
+            .map_err(ServiceError::from)?;
+        let computed = timings.lock().map(|t| *t).unwrap_or_default();
+        let fetch = started
+            .elapsed()
+            .saturating_sub(computed.decode + computed.encode + computed.metadata + metadata_time);
+        Ok(Conditional::Fresh(FrameAnswer {
+            value: lookup.value,
+            frame: number,
+            version_tag,
+            served_from: lookup.served_from,
+            timings: FrameTimings {
+                metadata: metadata_time + computed.metadata,
+                fetch,
+                decode: computed.decode,
+                encode: computed.encode,
+            },
+        }))
+    }
+
+    /// Decodes and encodes one frame in a decode slot, recording its timings into `timings`.
+    async fn compute_frame(
+        &self,
+        movie: Movie,
+        number: u64,
+        output: FrameOutput,
+        timings: Arc<Mutex<FrameTimings>>,
+    ) -> ServiceResult<CachedValue> {
+        movie.check_frame(number)?;
+        let inner = &self.inner;
+        let slot = inner.slots.acquire(&inner.metrics).await?;
+        let metrics = inner.metrics.clone();
+        let in_flight = Counted::enter(&metrics.decodes_in_flight);
+        let encoded = blocking(slot, move || {
+            let _in_flight = in_flight;
+            movie.frame(number, &output.render, output.format, output.quality)
+        })
+        .await?;
+        metrics
+            .decode_seconds
+            .observe(encoded.decode_time.as_secs_f64());
+        metrics
+            .encode_seconds
+            .observe(encoded.encode_time.as_secs_f64());
+        if let Ok(mut slot) = timings.lock() {
+            slot.decode = encoded.decode_time;
+            slot.encode = encoded.encode_time;
+        }
+        Ok(CachedValue::new(
+            output.format.content_type(),
+            encoded.bytes,
+        ))
+    }
+}

@@ -1,0 +1,115 @@
+//! The domain's cache keys: what a movie index or an encoded frame was made from — the mirror,
+//! the file's path, the origin's validator and, for frames, every output option — as fields of
+//! the cache's opaque [`CacheKey`].
+
+use lazycache_cache::CacheKey;
+use lazycache_origin::OriginFile;
+
+use crate::request::FrameOutput;
+
+/// Bump when the cached index bytes change form.
+const METADATA_REVISION: u32 = 1;
+/// Bump when the same frame request would now give other bytes.
+const FRAME_REVISION: u32 = 1;
+
+/// One version of one movie: the mirror (its URL without credentials, or its name), the path
+/// inside it, and the origin's validator, so a changed file never answers from old entries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MovieVersion {
+    pub mirror: String,
+    pub path: String,
+    pub validator: String,
+}
+
+impl MovieVersion {
+    pub fn of(mirror: &str, file: &OriginFile) -> Self {
+        Self {
+            mirror: mirror.to_owned(),
+            path: file.path().to_string(),
+            validator: file.validator().to_owned(),
+        }
+    }
+
+    fn fields(&self) -> [(&'static str, &str); 3] {
+        [
+            ("mirror", &self.mirror),
+            ("path", &self.path),
+            ("validator", &self.validator),
+        ]
+    }
+}
+
+/// The key of a movie version's parsed index.
+pub fn metadata_key(movie: &MovieVersion) -> CacheKey {
+    let revision = METADATA_REVISION.to_string();
+    let mut fields = movie.fields().to_vec();
+    fields.push(("revision", &revision));
+    CacheKey::new("metadata", &fields)
+}
+
+/// The key of one encoded frame of a movie version.
+pub fn frame_key(movie: &MovieVersion, frame: u64, output: &FrameOutput) -> CacheKey {
+    let optional = |value: Option<u32>| value.map_or_else(String::new, |v| v.to_string());
+    let frame = frame.to_string();
+    let width = optional(output.render.width);
+    let height = optional(output.render.height);
+    let fit = format!("{:?}", output.render.fit).to_ascii_lowercase();
+    let crop = output.render.crop.map_or_else(String::new, |c| {
+        format!("{},{},{},{}", c.x, c.y, c.width, c.height)
+    });
+    let quality = optional(output.quality.map(u32::from));
+    let revision = FRAME_REVISION.to_string();
+    let mut fields = movie.fields().to_vec();
+    fields.extend([
+        ("frame", frame.as_str()),
+        ("format", output.format.extension()),
+        ("width", &width),
+        ("height", &height),
+        ("fit", &fit),
+        ("crop", &crop),
+        ("quality", &quality),
+        ("revision", &revision),
+    ]);
+    CacheKey::new("frame", &fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{FrameOutput, OutputParams};
+    use lazycache_decode::Format;
+
+    fn movie() -> MovieVersion {
+        MovieVersion {
+            mirror: "camhd".into(),
+            path: "RS03ASHS/2016/CAMHDA301-20160101T000000Z.mov".into(),
+            validator: "\"5e8f-1a2b\"".into(),
+        }
+    }
+
+    #[test]
+    fn frame_keys_name_every_output_option() {
+        let output = FrameOutput::parse(
+            Format::Jpeg,
+            &OutputParams {
+                width: Some("640"),
+                crop: Some("1,2,3,4"),
+                ..OutputParams::default()
+            },
+        )
+        .ok();
+        let key = output.map(|output| frame_key(&movie(), 42, &output));
+        assert_eq!(
+            key.as_ref().map(CacheKey::canonical),
+            Some(
+                "lazycache-key/v2 frame mirror=5:camhd \
+                 path=44:RS03ASHS/2016/CAMHDA301-20160101T000000Z.mov validator=11:\"5e8f-1a2b\" \
+                 frame=2:42 format=3:jpg width=3:640 height=0: fit=7:stretch crop=7:1,2,3,4 \
+                 quality=2:75 revision=1:1"
+            )
+        );
+        let metadata = metadata_key(&movie());
+        assert_eq!(metadata.kind(), "metadata");
+        assert!(metadata.canonical().ends_with("revision=1:1"));
+    }
+}

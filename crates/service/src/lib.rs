@@ -1,0 +1,30 @@
+//! lazycache-service: what lazycache does, in its own words — find a mirror, list a directory,
+//! describe a movie, give one frame by number or time — over origins, the tiered cache and the
+//! decoder. Knows no HTTP: every front door (the HTTP API, the CLI) is a thin translation into
+//! these calls, with typed requests validated here once ([`request`]) and one error type whose
+//! [`ErrorKind`] each front door maps to its own answers. See ARCHITECTURE.md.
+
+mod error;
+mod frame;
+mod keys;
+mod metrics;
+mod movies;
+pub mod request;
+mod service;
+mod slots;
+mod source;
+
+pub use error::{ErrorKind, ServiceError, ServiceResult};
+pub use frame::{FrameAnswer, FrameTimings};
+pub use keys::{MovieVersion, frame_key, metadata_key};
+pub use metrics::{Counted, ServiceMetrics};
+pub use movies::{LoadedMovie, MetadataAnswer};
+pub use request::{FrameOutput, FrameRequest, FrameSelector, OutputParams, split_extension};
+pub use service::{Conditional, DEFAULT_MOVIE_EXTENSIONS, Service, ServiceOptions, ServiceParts};
+pub use source::{OriginSource, source_error};
+
+/// The vocabulary the front doors share with the service: paths, mirrors, listings and files of
+/// the origins; cached values and where they came from; output formats; library versions.
+pub use lazycache_cache::{CachedValue, ServedFrom, TieredCache};
+pub use lazycache_decode::{Format, ffmpeg_versions};
+pub use lazycache_origin::{Listing, Mirror, OriginFile, RelPath};

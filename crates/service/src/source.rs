@@ -1,0 +1,63 @@
+//! The decoder's bytes from an origin: one pinned [`OriginFile`] behind the blocking
+//! [`ByteSource`] trait, read by blocking on the I/O runtime (from decode threads only).
+
+use bytes::Bytes;
+use lazycache_decode::{ByteSource, SourceError, SourceErrorKind};
+use lazycache_origin::{OriginError, OriginFile};
+use tokio::runtime::Handle;
+
+/// One pinned version of one origin file, read by blocking on the async origin.
+pub struct OriginSource {
+    file: OriginFile,
+    runtime: Handle,
+}
+
+impl OriginSource {
+    /// `file` (e.g. from `Mirror::open_file`), read on `runtime`. Reads block the calling
+    /// thread: call them from decode threads or `spawn_blocking`, never from async tasks.
+    pub fn new(file: OriginFile, runtime: Handle) -> Self {
+        Self { file, runtime }
+    }
+}
+
+impl ByteSource for OriginSource {
+    fn len(&self) -> u64 {
+        self.file.size()
+    }
+
+    fn validator(&self) -> &str {
+        self.file.validator()
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
+        self.runtime
+            .block_on(self.file.read_at(offset, len))
+            .map_err(|e| source_error(&e))
+    }
+
+    /// The file's path inside its mirror: decode errors reach clients, so never a server path
+    /// or an origin URL.
+    fn describe(&self) -> String {
+        format!("/{}", self.file.path())
+    }
+
+    fn extension(&self) -> Option<String> {
+        let name = self.file.path().file_name()?;
+        name.rsplit_once('.')
+            .map(|(_, extension)| extension.to_owned())
+    }
+}
+
+/// The decoder's view of an origin failure.
+pub fn source_error(error: &OriginError) -> SourceError {
+    let kind = match error {
+        OriginError::NotFound { .. } | OriginError::OutsideMirror { .. } => {
+            SourceErrorKind::NotFound
+        }
+        OriginError::Timeout { .. } => SourceErrorKind::Timeout,
+        OriginError::Changed { .. } => SourceErrorKind::Changed,
+        OriginError::BadResponse { .. } => SourceErrorKind::BadResponse,
+        OriginError::Unavailable { .. } | OriginError::Config { .. } => SourceErrorKind::Io,
+    };
+    SourceError::new(kind, error.to_string())
+}
