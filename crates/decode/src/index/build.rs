@@ -1,167 +1,22 @@
-//! A movie's index: its video stream's codec parameters and every sample's place and time.
-//! Built once by demuxing (cheaply: see `build`), then serialisable so other instances skip it.
+//! Building a movie's index with FFmpeg: cheaply (see `build`), from the MOV/MP4 sample table
+//! plus a zero-filled packet scan, or from one packet scan elsewhere; and the codec parameters
+//! taken from and written back into FFmpeg's struct.
 
 use std::ffi::{CStr, CString};
 use std::ptr;
 use std::sync::Arc;
 
 use ffmpeg_next::ffi;
-use serde::{Deserialize, Serialize};
 
+use super::model::{
+    CodecParams, INDEX_FORMAT_VERSION, MovieIndex, Sample, check_picture_size, check_samples_inside,
+};
 use crate::avio::{self, Demuxer, KnownBytes, MOV_DEMUXER};
 use crate::decoder::allowed_decoder;
 use crate::error::{Error, Result, av_error_string};
 use crate::limits::Limits;
 use crate::mp4_boxes;
 use crate::source::ByteSource;
-
-/// Bumped whenever the serialised form or its meaning changes.
-pub const INDEX_FORMAT_VERSION: u32 = 1;
-
-/// One compressed video sample (packet), in decode order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Sample {
-    /// Byte offset in the file (−1 when the demuxer does not know it).
-    pub pos: i64,
-    pub size: u32,
-    pub pts: i64,
-    pub dts: i64,
-    pub keyframe: bool,
-    /// Decoded as a reference but never shown (outside a MOV edit list).
-    pub discard: bool,
-}
-
-/// Codec parameters, by name where FFmpeg's enums are not stable across versions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CodecParams {
-    pub codec: String,
-    pub codec_tag: u32,
-    pub extradata: Vec<u8>,
-    pub pixel_format: String,
-    pub width: i32,
-    pub height: i32,
-    pub profile: i32,
-    pub level: i32,
-    pub bits_per_coded_sample: i32,
-    pub bits_per_raw_sample: i32,
-    pub sample_aspect_ratio: (i32, i32),
-    pub field_order: u32,
-    pub color_range: u32,
-    pub color_primaries: u32,
-    pub color_trc: u32,
-    pub color_space: u32,
-    pub chroma_location: u32,
-    pub video_delay: i32,
-}
-
-/// Everything needed to find and decode any frame of one version of one movie.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MovieIndex {
-    pub version: u32,
-    /// The demuxer that read it, e.g. "mov,mp4,m4a,3gp,3g2,mj2".
-    pub container: String,
-    pub file_size: u64,
-    /// The source validator the index was built from.
-    pub validator: String,
-    pub stream_index: i32,
-    pub codec: CodecParams,
-    pub intra_only: bool,
-    pub time_base: (i32, i32),
-    pub frame_rate: (i32, i32),
-    /// Seconds, as the container states it (falls back to the samples' span).
-    pub duration: f64,
-    /// Samples in decode order.
-    pub samples: Vec<Sample>,
-    /// True when each sample's bytes are exactly `size` bytes at `pos` (MOV/MP4), so a frame is
-    /// decoded from range reads of its samples without the demuxer.
-    pub direct_reads: bool,
-}
-
-impl MovieIndex {
-    /// Compact binary form for caches: version-prefixed postcard.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        postcard::to_allocvec(self).map_err(|e| Error::BadIndex(e.to_string()))
-    }
-
-    /// Reads [`MovieIndex::to_bytes`] output; refuses other versions.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let index: Self =
-            postcard::from_bytes(bytes).map_err(|e| Error::BadIndex(e.to_string()))?;
-        if index.version != INDEX_FORMAT_VERSION {
-            return Err(Error::BadIndex(format!(
-                "format version {} is not {}",
-                index.version, INDEX_FORMAT_VERSION
-            )));
-        }
-        Ok(index)
-    }
-
-    /// Sample indices (decode order) of the shown frames, in presentation order: frame N is
-    /// `samples[presentation_order()[N - 1]]`.
-    pub fn presentation_order(&self) -> Vec<usize> {
-        self.shown_order().into_iter().map(|i| i as usize).collect()
-    }
-
-    /// [`MovieIndex::presentation_order`], compactly (an index has at most `u32::MAX` samples;
-    /// see [`MovieIndex::check`]).
-    pub(crate) fn shown_order(&self) -> Vec<u32> {
-        let mut order: Vec<u32> = self
-            .samples
-            .iter()
-            .zip(0..u32::MAX)
-            .filter(|(s, _)| !s.discard)
-            .map(|(_, i)| i)
-            .collect();
-        order.sort_by_key(|&i| {
-            let pts = self.samples.get(i as usize).map_or(i64::MAX, |s| s.pts);
-            (pts, i)
-        });
-        order
-    }
-
-    /// Approximate bytes the parsed index occupies on the heap: its samples, extradata and
-    /// strings. For weighing tables of parsed movies by memory.
-    pub fn heap_bytes(&self) -> u64 {
-        let strings = [
-            &self.container,
-            &self.validator,
-            &self.codec.codec,
-            &self.codec.pixel_format,
-        ];
-        let bytes = self.samples.capacity() * std::mem::size_of::<Sample>()
-            + self.codec.extradata.capacity()
-            + strings.iter().map(|s| s.capacity()).sum::<usize>();
-        bytes as u64
-    }
-
-    /// The bounds a fresh index meets, checked again on one from a cache (which may be old,
-    /// damaged or planted): a sample count within `limits`, at least one frame shown, a time
-    /// base, a picture size within `limits`, and for direct reads every sample inside the file.
-    pub fn check(&self, limits: &Limits) -> Result<()> {
-        let count = self.samples.len();
-        if count > limits.max_samples || u32::try_from(count).is_err() {
-            return Err(Error::IndexTooLarge(format!(
-                "{count} samples (at most {} allowed)",
-                limits.max_samples
-            )));
-        }
-        if self.samples.is_empty() {
-            return Err(Error::NotAMovie("the video stream has no frames".into()));
-        }
-        if self.samples.iter().all(|s| s.discard) {
-            // E.g. a MOV whose edit list starts past its last sample.
-            return Err(Error::NotAMovie("no frames are shown".into()));
-        }
-        if self.time_base.0 <= 0 || self.time_base.1 <= 0 {
-            return Err(Error::NotAMovie("the video stream has no time base".into()));
-        }
-        check_picture_size(&self.codec, limits)?;
-        if self.direct_reads {
-            check_samples_inside(&self.samples, self.file_size)?;
-        }
-        Ok(())
-    }
-}
 
 /// Builds the index of `source`'s best video stream, reading as little as the container allows:
 /// for MOV/MP4 only the atom headers and the moov atom.
@@ -263,22 +118,6 @@ pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex>
         index.check(limits)?;
         Ok(index)
     }
-}
-
-fn check_picture_size(codec: &CodecParams, limits: &Limits) -> Result<()> {
-    let (w, h) = (i64::from(codec.width), i64::from(codec.height));
-    if w <= 0 || h <= 0 {
-        return Err(Error::NotAMovie(
-            "the video stream has no picture size".into(),
-        ));
-    }
-    if (w * h) as u64 > limits.max_source_pixels {
-        return Err(Error::NotAMovie(format!(
-            "{w}×{h} pictures are larger than the {} pixels allowed",
-            limits.max_source_pixels
-        )));
-    }
-    Ok(())
 }
 
 /// # Safety
@@ -532,22 +371,6 @@ fn with_scanned_pts(mut entries: Vec<Sample>, scanned: &[Sample]) -> Result<Vec<
         entry.dts = packet.dts;
     }
     Ok(entries)
-}
-
-fn check_samples_inside(samples: &[Sample], file_size: u64) -> Result<()> {
-    if let Some((i, _)) = samples.iter().enumerate().find(|(_, s)| {
-        u64::try_from(s.pos)
-            .ok()
-            .and_then(|pos| pos.checked_add(u64::from(s.size)))
-            .is_none_or(|end| end > file_size)
-    }) {
-        return Err(Error::Truncated(format!(
-            "sample {} of {} lies beyond the end of the file ({file_size} bytes)",
-            i + 1,
-            samples.len()
-        )));
-    }
-    Ok(())
 }
 
 unsafe fn container_duration(
