@@ -31,15 +31,16 @@ pub struct TieredCache {
 
 struct Inner {
     memory: MemoryTier,
-    disk: Option<Lower<DiskTier>>,
-    object_store: Option<Lower<ObjectStoreTier>>,
+    disk: Option<WriteBehindTier<DiskTier>>,
+    object_store: Option<WriteBehindTier<ObjectStoreTier>>,
     flights: Arc<Flights>,
     metrics: CacheMetrics,
     compute_timeout: Duration,
 }
 
-/// A tier below memory with its write-behind queue.
-struct Lower<T> {
+/// A tier below memory (disk or object store), behind its availability gate, with the
+/// write-behind queue that stores computed values in it off the caller's path.
+struct WriteBehindTier<T> {
     tier: Arc<Guarded<T>>,
     writes: WriteBehind,
 }
@@ -58,7 +59,7 @@ impl TieredCache {
                 let tier = DiskTier::new(&options.dir, options.bound_bytes, metrics.disk.clone());
                 let guarded = guard(tier, options.dir.display().to_string(), &config, &metrics);
                 guarded.record_check("open", guarded.tier.open().await);
-                Some(Lower::start(guarded, &config, &metrics))
+                Some(WriteBehindTier::start(guarded, &config, &metrics))
             }
             None => {
                 metrics.disk.available.set(0);
@@ -70,7 +71,7 @@ impl TieredCache {
                 let tier = ObjectStoreTier::connect(options, metrics.object_store.clone())?;
                 let guarded = guard(tier, options.url.clone(), &config, &metrics);
                 guarded.record_check("probe", guarded.tier.probe().await);
-                Some(Lower::start(guarded, &config, &metrics))
+                Some(WriteBehindTier::start(guarded, &config, &metrics))
             }
             None => {
                 metrics.object_store.available.set(0);
@@ -288,7 +289,7 @@ impl Inner {
     }
 }
 
-impl<T: Tier> Lower<T> {
+impl<T: Tier> WriteBehindTier<T> {
     fn start(tier: Guarded<T>, config: &CacheConfig, metrics: &CacheMetrics) -> Self {
         let tier = Arc::new(tier);
         let writes = WriteBehind::start(

@@ -38,14 +38,15 @@ struct Flight {
     outcome: SharedOutcome,
 }
 
-/// Removes a finished run from the map, also when its task panics.
-struct Landing {
+/// Owned by a run's task: when dropped — as the run finishes, and also when its task panics or is
+/// cancelled — removes the run's entry from `Flights`, unless a newer run already holds the key.
+struct RemoveFlightOnDrop {
     flights: Arc<Flights>,
     key: CacheKey,
     id: u64,
 }
 
-impl Drop for Landing {
+impl Drop for RemoveFlightOnDrop {
     fn drop(&mut self) {
         let mut running = self.flights.lock();
         if running
@@ -71,7 +72,7 @@ impl Flights {
             return (flight.outcome.clone(), true);
         }
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let landing = Landing {
+        let remove_on_drop = RemoveFlightOnDrop {
             flights: Arc::clone(self),
             key: key.clone(),
             id,
@@ -81,7 +82,7 @@ impl Flights {
             let outcome = work.await;
             // Leave the map before waiters see the outcome: a caller arriving later finds the
             // value in memory, or (after a failure) starts afresh.
-            drop(landing);
+            drop(remove_on_drop);
             outcome
         });
         let outcome = async move { task.await.unwrap_or(Err(Failure::Panicked)) }
