@@ -7,76 +7,20 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lazycache_testkit::hostile::{self, BOMB_SAMPLES};
 use lazycache_testkit::nginx::Nginx;
-use lazycache_testkit::procs::{ChildGuard, free_port, wait_for_port};
-use support::{client, nginx_mirror, nginx_prefix, raw_get_status, runtime};
+use support::{Server, client, nginx_mirror, nginx_prefix, runtime};
 
 /// What the bombs may add to the server's peak RSS, all four together.
 const RSS_BUDGET: u64 = 64 << 20;
 /// How long each answer may take.
 const TIME_BUDGET: Duration = Duration::from_secs(2);
 
-/// `lazycache serve` on a free port, whose pid we keep to read its memory.
-struct Serve {
-    guard: ChildGuard,
-    addr: SocketAddr,
-    log: tempfile::NamedTempFile,
-    _cwd: tempfile::TempDir,
-}
-
-impl Serve {
-    fn start(args: &[&str]) -> Self {
-        let port = free_port();
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let cwd = tempfile::tempdir().unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lazycache"));
-        command
-            .args(["serve", "--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--config", "/dev/null", "--cache-dir", ""])
-            .args(args)
-            .current_dir(cwd.path())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log.reopen().unwrap());
-        for (name, _) in std::env::vars()
-            .filter(|(n, _)| n.starts_with("LAZYCACHE_") && n != "LAZYCACHE_FIXTURES_DIR")
-        {
-            command.env_remove(name);
-        }
-        let child = command.spawn().expect("spawn lazycache serve");
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let serve = Self {
-            guard: ChildGuard::new("lazycache", child),
-            addr,
-            log,
-            _cwd: cwd,
-        };
-        wait_for_port(addr, Duration::from_secs(30), "lazycache serve");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while raw_get_status(addr, "/readyz") != 200 {
-            assert!(Instant::now() < deadline, "not ready:\n{}", serve.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        serve
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn peak_rss(&self) -> u64 {
-        hostile::peak_rss_bytes(Some(self.guard.child.id()))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap_or_default()
-    }
+/// The server's peak resident memory so far.
+fn peak_rss(server: &Server) -> u64 {
+    hostile::peak_rss_bytes(Some(server.pid()))
 }
 
 #[test]
@@ -96,14 +40,14 @@ fn index_bombs_are_415_promptly_and_cost_no_memory() {
         "bomb_10m_link.m4v",
     ];
     let nginx = Nginx::serve(dir);
-    let server = Serve::start(&["--mirror", &nginx_mirror(&nginx)]);
+    let server = Server::start(&["--mirror", &nginx_mirror(&nginx), "--cache-dir", ""], &[]);
     let prefix = nginx_prefix(&nginx);
     let rt = runtime();
     let c = client();
     // Warm up: the server has answered a request and listed the origin.
     let listing = rt.block_on(async { c.get(server.url(&prefix)).send().await.unwrap() });
     assert_eq!(listing.status(), 200);
-    let before = server.peak_rss();
+    let before = peak_rss(&server);
 
     let paths: Vec<String> = names
         .iter()
@@ -126,7 +70,7 @@ fn index_bombs_are_415_promptly_and_cost_no_memory() {
             (status, content_type, body, started.elapsed())
         }
     })));
-    let after = server.peak_rss();
+    let after = peak_rss(&server);
     eprintln!(
         "server peak RSS {} MiB before, {} MiB after ({} KiB more)",
         before >> 20,
@@ -159,7 +103,7 @@ fn a_movie_that_shows_nothing_is_415_not_a_panic() {
     let origin = tempfile::tempdir().unwrap();
     hostile::nothing_shown(origin.path(), "hidden.mp4");
     let nginx = Nginx::serve(origin.path());
-    let server = Serve::start(&["--mirror", &nginx_mirror(&nginx)]);
+    let server = Server::start(&["--mirror", &nginx_mirror(&nginx), "--cache-dir", ""], &[]);
     let prefix = nginx_prefix(&nginx);
     let rt = runtime();
     let c = client();

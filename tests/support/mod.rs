@@ -65,6 +65,11 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// The server's process id (e.g. to read its memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.guard.as_ref().map_or(0, |guard| guard.child.id())
+    }
+
     /// What the server wrote to stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
