@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer};
 use anyhow::{Context, Result};
-use lazycache_cache::{CacheConfig, TieredCache};
+use lazycache_cache::{CacheConfig, SettingNames, TieredCache};
 use lazycache_decode::Limits;
 use lazycache_http::{AppState, HttpOptions};
 use lazycache_origin::{HttpConfig, Mirror, OriginConfig, RangeCache, RangeCacheConfig};
 use lazycache_service::{Service, ServiceOptions, ServiceParts};
 use prometheus::Registry;
 use tokio::runtime::Handle;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::ServeConfig;
 
@@ -35,6 +36,7 @@ pub fn serve(config: ServeConfig) -> Result<()> {
 }
 
 async fn run(config: ServeConfig, cpus: usize) -> Result<()> {
+    let mut signals = ShutdownSignals::install();
     let registry = Registry::new();
     let ranges = RangeCache::new(RangeCacheConfig::default());
     let mirrors = open_mirrors(&config, &ranges)?;
@@ -65,7 +67,7 @@ async fn run(config: ServeConfig, cpus: usize) -> Result<()> {
     let cache = tokio::select! {
         result = &mut server => return result.context("the HTTP server failed"),
         cache = open_cache(&config, &registry) => cache?,
-        signal = shutdown_signal() => {
+        signal = signals.next() => {
             tracing::info!(signal, "stopped while starting");
             let ((), stopped) = tokio::join!(server_handle.stop(true), &mut server);
             return stopped.context("the HTTP server failed while stopping");
@@ -75,7 +77,7 @@ async fn run(config: ServeConfig, cpus: usize) -> Result<()> {
     tracing::info!("lazycache is serving");
     tokio::select! {
         result = &mut server => return result.context("the HTTP server failed"),
-        signal = shutdown_signal() => tracing::info!(signal, "shutting down: draining requests"),
+        signal = signals.next() => tracing::info!(signal, "shutting down: draining requests"),
     }
     state.begin_shutdown();
     if !config.shutdown_delay.is_zero() {
@@ -83,7 +85,7 @@ async fn run(config: ServeConfig, cpus: usize) -> Result<()> {
         tokio::select! {
             result = &mut server => return result.context("the HTTP server failed"),
             () = tokio::time::sleep(config.shutdown_delay) => {}
-            signal = shutdown_signal() => tracing::info!(signal, "second signal: draining now"),
+            signal = signals.next() => tracing::info!(signal, "second signal: draining now"),
         }
     }
     state.begin_drain();
@@ -132,6 +134,11 @@ async fn open_cache(config: &ServeConfig, registry: &Registry) -> Result<TieredC
         config.object_store.as_deref(),
     );
     cache_config.compute_timeout = config.request_timeout;
+    cache_config.setting_names = SettingNames {
+        memory: "--memory-cache-size",
+        disk: "--cache-dir",
+        object_store: "--object-store",
+    };
     TieredCache::open(cache_config, registry)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
@@ -168,18 +175,35 @@ fn app_state(
     AppState::new(service, registry, options).context("cannot register metrics")
 }
 
-/// Waits for SIGTERM or SIGINT; returns its name.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// SIGTERM and SIGINT, caught from the moment this is built: installed before the port is
+/// bound, so a signal that arrives while starting is never the default "terminate at once".
+struct ShutdownSignals {
+    streams: Option<(Signal, Signal)>,
+}
+
+impl ShutdownSignals {
+    fn install() -> Self {
+        let streams = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Some((term, int)),
+            _ => {
+                tracing::error!("cannot install signal handlers; stop with SIGKILL");
+                None
+            }
+        };
+        Self { streams }
+    }
+
+    /// Waits for the next SIGTERM or SIGINT; returns its name.
+    async fn next(&mut self) -> &'static str {
+        let Some((term, int)) = &mut self.streams else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
     }
 }
