@@ -48,15 +48,14 @@ impl OneShot {
         );
         let registry = Registry::new();
         let cache_dir = cache_dir.filter(|dir| !dir.trim().is_empty());
-        let cache = runtime.block_on(TieredCache::open(
-            CacheConfig::from_options(
-                ONESHOT_MEMORY_BYTES,
-                cache_dir.map(Into::into),
-                ONESHOT_DISK_BYTES,
-                None,
-            ),
-            &registry,
-        ));
+        let mut cache_config = CacheConfig::from_options(
+            ONESHOT_MEMORY_BYTES,
+            cache_dir.map(Into::into),
+            ONESHOT_DISK_BYTES,
+            None,
+        );
+        cache_config.setting_names.disk = "--cache-dir";
+        let cache = runtime.block_on(TieredCache::open(cache_config, &registry));
         let cache = cache.map_err(|e| anyhow::anyhow!("--cache-dir: {e}"))?;
         let service = Service::new(ServiceParts {
             mirrors: vec![Arc::clone(&mirror)],

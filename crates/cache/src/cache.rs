@@ -68,7 +68,11 @@ impl TieredCache {
         };
         let object_store = match &config.object_store {
             Some(options) => {
-                let tier = ObjectStoreTier::connect(options, metrics.object_store.clone())?;
+                let tier = ObjectStoreTier::connect(
+                    options,
+                    config.setting_names.object_store,
+                    metrics.object_store.clone(),
+                )?;
                 let guarded = guard(tier, options.url.clone(), &config, &metrics);
                 guarded.record_check("probe", guarded.tier.probe().await);
                 Some(WriteBehindTier::start(guarded, &config, &metrics))
@@ -312,6 +316,7 @@ fn guard<T: Tier>(
     let tier_metrics = metrics.tier(tier.kind()).clone();
     let gate = TierGate::new(
         tier.kind(),
+        config.setting_names.of(tier.kind()),
         location,
         config.retry_interval,
         tier_metrics.clone(),

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::object_tier::ObjectStoreOptions;
+use crate::tier::TierKind;
 
 /// The disk tier's place and bound.
 #[derive(Debug, Clone)]
@@ -17,8 +18,10 @@ pub struct DiskOptions {
 /// Everything [`crate::TieredCache::open`] needs.
 #[derive(Debug, Clone)]
 pub struct CacheConfig {
-    /// `--memory-cache-size`, in bytes.
+    /// The memory tier's bound, in bytes.
     pub memory_bytes: u64,
+    /// How log lines and errors name the setting of each tier (the caller's option names).
+    pub setting_names: SettingNames,
     /// `None` disables the disk tier.
     pub disk: Option<DiskOptions>,
     /// `None` disables the object-store tier.
@@ -34,6 +37,36 @@ pub struct CacheConfig {
     pub write_workers: usize,
 }
 
+/// The names of the settings that configure each tier, for log lines and errors about them
+/// ("`--cache-dir /x` is not usable"). The cache knows no command line: its caller names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingNames {
+    pub memory: &'static str,
+    pub disk: &'static str,
+    pub object_store: &'static str,
+}
+
+impl Default for SettingNames {
+    fn default() -> Self {
+        Self {
+            memory: "memory tier",
+            disk: "disk tier",
+            object_store: "object-store tier",
+        }
+    }
+}
+
+impl SettingNames {
+    /// The name of the setting of `kind`'s tier.
+    pub fn of(&self, kind: TierKind) -> &'static str {
+        match kind {
+            TierKind::Memory => self.memory,
+            TierKind::Disk => self.disk,
+            TierKind::ObjectStore => self.object_store,
+        }
+    }
+}
+
 impl CacheConfig {
     /// The configuration for the server's options: an empty cache dir or object-store URL
     /// disables that tier (as SPEC §2 says); `STORAGE_EMULATOR_HOST` is honoured for `gs://`.
@@ -45,6 +78,7 @@ impl CacheConfig {
     ) -> Self {
         Self {
             memory_bytes,
+            setting_names: SettingNames::default(),
             disk: cache_dir
                 .filter(|dir| !dir.as_os_str().is_empty())
                 .map(|dir| DiskOptions {

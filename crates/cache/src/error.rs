@@ -8,8 +8,12 @@ use std::time::Duration;
 /// The cache could not be built from its configuration: a bad option, refused at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    #[error("--object-store {url}: {reason}")]
-    InvalidObjectStore { url: String, reason: String },
+    #[error("{setting} {url}: {reason}")]
+    InvalidObjectStore {
+        setting: &'static str,
+        url: String,
+        reason: String,
+    },
     #[error("{option}: {reason}")]
     InvalidOption {
         option: &'static str,

@@ -14,6 +14,8 @@ use crate::tier::TierKind;
 /// Availability of one tier.
 pub(crate) struct TierGate {
     kind: TierKind,
+    /// The name of the setting that configures the tier (the caller's), for log lines.
+    setting: &'static str,
     /// The configured location (directory or URL), for log lines.
     location: String,
     retry_interval: Duration,
@@ -32,6 +34,7 @@ enum State {
 impl TierGate {
     pub(crate) fn new(
         kind: TierKind,
+        setting: &'static str,
         location: String,
         retry_interval: Duration,
         metrics: TierMetrics,
@@ -39,6 +42,7 @@ impl TierGate {
         metrics.available.set(1);
         Self {
             kind,
+            setting,
             location,
             retry_interval,
             metrics,
@@ -87,7 +91,7 @@ impl TierGate {
                 tier = self.kind.label(),
                 "{} tier is back: {} {} works again",
                 self.kind.label(),
-                self.kind.option(),
+                self.setting,
                 self.location
             );
         }
@@ -112,7 +116,7 @@ impl TierGate {
                 tier = self.kind.label(),
                 "{} {} is not usable ({operation}: {error}); {} tier disabled, serving from the \
                  other tiers, retrying every {:?}",
-                self.kind.option(),
+                self.setting,
                 self.location,
                 self.kind.label(),
                 self.retry_interval
@@ -139,7 +143,13 @@ mod tests {
             .disk
             .clone();
         (
-            TierGate::new(TierKind::Disk, "/x".into(), retry, metrics.clone()),
+            TierGate::new(
+                TierKind::Disk,
+                "disk setting",
+                "/x".into(),
+                retry,
+                metrics.clone(),
+            ),
             metrics,
         )
     }

@@ -23,7 +23,7 @@ mod value;
 mod write_behind;
 
 pub use cache::TieredCache;
-pub use config::{CacheConfig, DiskOptions};
+pub use config::{CacheConfig, DiskOptions, SettingNames};
 pub use disk::DiskTier;
 pub use error::{CacheError, LoadError, TierError};
 pub use key::{CacheKey, KEY_FORMAT_VERSION, KeyDigest};

@@ -75,8 +75,14 @@ pub struct ObjectStoreTier {
 impl ObjectStoreTier {
     /// Builds the client; does no I/O (see [`ObjectStoreTier::probe`]). Fails only for a URL
     /// that cannot name a store.
-    pub fn connect(options: &ObjectStoreOptions, metrics: TierMetrics) -> Result<Self, CacheError> {
+    /// `setting` names the option that gave the URL, for the error.
+    pub fn connect(
+        options: &ObjectStoreOptions,
+        setting: &'static str,
+        metrics: TierMetrics,
+    ) -> Result<Self, CacheError> {
         let invalid = |reason: String| CacheError::InvalidObjectStore {
+            setting,
             url: options.url.clone(),
             reason,
         };

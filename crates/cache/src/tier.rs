@@ -24,15 +24,6 @@ impl TierKind {
         }
     }
 
-    /// The command-line option that configures it (named in log lines about it).
-    pub fn option(self) -> &'static str {
-        match self {
-            TierKind::Memory => "--memory-cache-size",
-            TierKind::Disk => "--cache-dir",
-            TierKind::ObjectStore => "--object-store",
-        }
-    }
-
     /// What a hit in this tier reports as the place it was served from.
     pub fn served_from(self) -> ServedFrom {
         match self {

@@ -121,6 +121,7 @@ async fn object_store_tier_on_fake_gcs_conforms() {
     let gcs = fake_gcs("conformance");
     let tier = ObjectStoreTier::connect(
         &gcs_options(&gcs.url, "conformance"),
+        "--object-store",
         metrics(TierKind::ObjectStore),
     )
     .unwrap();
@@ -133,6 +134,7 @@ async fn object_store_tier_on_local_files_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let tier = ObjectStoreTier::connect(
         &file_store_options(&dir.path().join("bucket")),
+        "--object-store",
         metrics(TierKind::ObjectStore),
     )
     .unwrap();

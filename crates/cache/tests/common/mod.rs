@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use lazycache_cache::{
-    CacheConfig, CacheKey, CachedValue, DiskOptions, ObjectStoreOptions, TieredCache,
+    CacheConfig, CacheKey, CachedValue, DiskOptions, ObjectStoreOptions, SettingNames, TieredCache,
 };
 use lazycache_testkit::fake_gcs::FakeGcs;
 
@@ -55,9 +55,17 @@ pub fn value(seed: u64, len: usize) -> CachedValue {
     CachedValue::new("image/png", payload(seed, len))
 }
 
+/// The settings a server names its tiers by (the cache's caller chooses them).
+pub const SERVER_SETTING_NAMES: SettingNames = SettingNames {
+    memory: "--memory-cache-size",
+    disk: "--cache-dir",
+    object_store: "--object-store",
+};
+
 /// A configuration with only the memory tier, and short intervals for tests.
 pub fn memory_only(memory_bytes: u64) -> CacheConfig {
     let mut config = CacheConfig::from_options(memory_bytes, None, 0, None);
+    config.setting_names = SERVER_SETTING_NAMES;
     config.retry_interval = Duration::from_millis(100);
     config.compute_timeout = Duration::from_secs(10);
     config
