@@ -160,3 +160,28 @@ fn long_gop_fixtures_index_every_keyframe() {
         );
     }
 }
+
+#[test]
+fn codec_parameters_are_stored_by_name_and_unknown_names_read_as_unspecified() {
+    let source = Counting::open("prores_hq_1080p.mov");
+    let movie = Movie::open(source.clone(), Limits::default()).unwrap();
+    let codec = &movie.index().codec;
+    // As the MOV demuxer states them (the `fiel` atom), in FFmpeg's words.
+    assert_eq!(codec.field_order, "progressive");
+    assert_eq!(codec.color_range, "unknown");
+    assert_eq!(codec.color_space, "unknown");
+    assert_eq!(codec.chroma_location, "unspecified");
+    let expected = movie
+        .frame(30, &Default::default(), lazycache_decode::Format::Png, None)
+        .unwrap();
+    // An index written by another FFmpeg (or tampered with) may hold names this one lacks.
+    let mut index = movie.index().clone();
+    index.codec.field_order = "sideways".into();
+    index.codec.color_primaries = "no-such-primaries".into();
+    index.codec.chroma_location = String::new();
+    let again = Movie::with_index(source, index, Limits::default()).unwrap();
+    let frame = again
+        .frame(30, &Default::default(), lazycache_decode::Format::Png, None)
+        .unwrap();
+    assert_eq!(frame.bytes, expected.bytes);
+}

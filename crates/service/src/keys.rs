@@ -8,7 +8,7 @@ use lazycache_origin::OriginFile;
 use crate::request::FrameOutput;
 
 /// Bump when the cached index bytes change form.
-const METADATA_REVISION: u32 = 1;
+const METADATA_REVISION: u32 = 2;
 /// Bump when the same frame request would now give other bytes.
 const FRAME_REVISION: u32 = 1;
 

@@ -147,12 +147,12 @@ unsafe fn codec_params(par: *const ffi::AVCodecParameters) -> Result<CodecParams
             bits_per_coded_sample: p.bits_per_coded_sample,
             bits_per_raw_sample: p.bits_per_raw_sample,
             sample_aspect_ratio: (p.sample_aspect_ratio.num, p.sample_aspect_ratio.den),
-            field_order: p.field_order as u32,
-            color_range: p.color_range as u32,
-            color_primaries: p.color_primaries as u32,
-            color_trc: p.color_trc as u32,
-            color_space: p.color_space as u32,
-            chroma_location: p.chroma_location as u32,
+            field_order: field_order_name(p.field_order).to_owned(),
+            color_range: cstr_or_empty(ffi::av_color_range_name(p.color_range)),
+            color_primaries: cstr_or_empty(ffi::av_color_primaries_name(p.color_primaries)),
+            color_trc: cstr_or_empty(ffi::av_color_transfer_name(p.color_trc)),
+            color_space: cstr_or_empty(ffi::av_color_space_name(p.color_space)),
+            chroma_location: cstr_or_empty(ffi::av_chroma_location_name(p.chroma_location)),
             video_delay: p.video_delay,
         })
     }
@@ -196,25 +196,41 @@ pub(crate) unsafe fn fill_codec_parameters(
             num: c.sample_aspect_ratio.0,
             den: c.sample_aspect_ratio.1,
         };
-        p.field_order = std::mem::transmute::<u32, ffi::AVFieldOrder>(c.field_order.min(5));
-        p.color_range = std::mem::transmute::<u32, ffi::AVColorRange>(c.color_range.min(2));
-        p.color_primaries = std::mem::transmute::<u32, ffi::AVColorPrimaries>(valid_or(
-            c.color_primaries,
-            &[0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 22],
-            2,
-        ));
-        p.color_trc = std::mem::transmute::<u32, ffi::AVColorTransferCharacteristic>(valid_or(
-            c.color_trc,
-            &(0..=18).collect::<Vec<_>>(),
-            2,
-        ));
-        p.color_space = std::mem::transmute::<u32, ffi::AVColorSpace>(valid_or(
-            c.color_space,
-            &(0..=14).collect::<Vec<_>>(),
-            2,
-        ));
-        p.chroma_location =
-            std::mem::transmute::<u32, ffi::AVChromaLocation>(c.chroma_location.min(6));
+        p.field_order = field_order_from_name(&c.field_order);
+        // An unknown or empty name (another FFmpeg's, or a tampered index) reads as unspecified.
+        p.color_range = match by_name(&c.color_range, |n| ffi::av_color_range_from_name(n)) {
+            1 => ffi::AVColorRange::AVCOL_RANGE_MPEG,
+            2 => ffi::AVColorRange::AVCOL_RANGE_JPEG,
+            _ => ffi::AVColorRange::AVCOL_RANGE_UNSPECIFIED,
+        };
+        p.color_primaries = ffi::AVColorPrimaries::AVCOL_PRI_UNSPECIFIED;
+        if let Some(value) = known(by_name(&c.color_primaries, |n| {
+            ffi::av_color_primaries_from_name(n)
+        })) {
+            // SAFETY: a value FFmpeg's own name table returned for this enum.
+            p.color_primaries = std::mem::transmute::<u32, ffi::AVColorPrimaries>(value);
+        }
+        p.color_trc = ffi::AVColorTransferCharacteristic::AVCOL_TRC_UNSPECIFIED;
+        if let Some(value) = known(by_name(&c.color_trc, |n| {
+            ffi::av_color_transfer_from_name(n)
+        })) {
+            // SAFETY: as above.
+            p.color_trc = std::mem::transmute::<u32, ffi::AVColorTransferCharacteristic>(value);
+        }
+        p.color_space = ffi::AVColorSpace::AVCOL_SPC_UNSPECIFIED;
+        if let Some(value) = known(by_name(&c.color_space, |n| {
+            ffi::av_color_space_from_name(n)
+        })) {
+            // SAFETY: as above.
+            p.color_space = std::mem::transmute::<u32, ffi::AVColorSpace>(value);
+        }
+        p.chroma_location = ffi::AVChromaLocation::AVCHROMA_LOC_UNSPECIFIED;
+        if let Some(value) = known(by_name(&c.chroma_location, |n| {
+            ffi::av_chroma_location_from_name(n)
+        })) {
+            // SAFETY: as above.
+            p.chroma_location = std::mem::transmute::<u32, ffi::AVChromaLocation>(value);
+        }
         p.video_delay = c.video_delay;
         if !c.extradata.is_empty() {
             let size = c.extradata.len();
@@ -230,12 +246,40 @@ pub(crate) unsafe fn fill_codec_parameters(
     }
 }
 
-fn valid_or(value: u32, valid: &[u32], fallback: u32) -> u32 {
-    if valid.contains(&value) {
-        value
-    } else {
-        fallback
+/// FFmpeg's `*_from_name` result for `name` (negative when unknown or empty).
+fn by_name(name: &str, from_name: impl Fn(*const std::ffi::c_char) -> i32) -> i32 {
+    match CString::new(name) {
+        Ok(name) if !name.as_bytes().is_empty() => from_name(name.as_ptr()),
+        _ => -1,
     }
+}
+
+fn known(value: i32) -> Option<u32> {
+    u32::try_from(value).ok()
+}
+
+const FIELD_ORDERS: [(ffi::AVFieldOrder, &str); 6] = [
+    (ffi::AVFieldOrder::AV_FIELD_UNKNOWN, "unknown"),
+    (ffi::AVFieldOrder::AV_FIELD_PROGRESSIVE, "progressive"),
+    (ffi::AVFieldOrder::AV_FIELD_TT, "tt"),
+    (ffi::AVFieldOrder::AV_FIELD_BB, "bb"),
+    (ffi::AVFieldOrder::AV_FIELD_TB, "tb"),
+    (ffi::AVFieldOrder::AV_FIELD_BT, "bt"),
+];
+
+/// FFmpeg has no name table for field orders; these are ffprobe's words.
+fn field_order_name(order: ffi::AVFieldOrder) -> &'static str {
+    FIELD_ORDERS
+        .iter()
+        .find(|(value, _)| *value == order)
+        .map_or("unknown", |(_, name)| name)
+}
+
+fn field_order_from_name(name: &str) -> ffi::AVFieldOrder {
+    FIELD_ORDERS
+        .iter()
+        .find(|(_, known)| *known == name)
+        .map_or(ffi::AVFieldOrder::AV_FIELD_UNKNOWN, |(value, _)| *value)
 }
 
 unsafe fn cstr_or_empty(p: *const std::ffi::c_char) -> String {

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::limits::Limits;
 
 /// Bumped whenever the serialised form or its meaning changes.
-pub const INDEX_FORMAT_VERSION: u32 = 1;
+pub const INDEX_FORMAT_VERSION: u32 = 2;
 
 /// One compressed video sample (packet), in decode order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,12 +37,14 @@ pub struct CodecParams {
     pub bits_per_coded_sample: i32,
     pub bits_per_raw_sample: i32,
     pub sample_aspect_ratio: (i32, i32),
-    pub field_order: u32,
-    pub color_range: u32,
-    pub color_primaries: u32,
-    pub color_trc: u32,
-    pub color_space: u32,
-    pub chroma_location: u32,
+    /// ffprobe's words: "progressive", "tt", "bb", "tb", "bt" or "unknown".
+    pub field_order: String,
+    /// FFmpeg's names (`av_color_*_name`), e.g. "tv", "bt709", "left"; "" when FFmpeg has none.
+    pub color_range: String,
+    pub color_primaries: String,
+    pub color_trc: String,
+    pub color_space: String,
+    pub chroma_location: String,
     pub video_delay: i32,
 }
 
