@@ -1,22 +1,20 @@
 //! Frame N, exactly: pick the keyframe to start from, feed the decoder just the samples it
 //! needs (range reads for MOV/MP4, the demuxer otherwise), and catch the frame by its pts.
 
+mod demuxed;
+mod direct;
+
 use std::sync::Arc;
 use std::time::Instant;
 
 use ffmpeg_next::ffi;
 use ffmpeg_next::frame;
 
-use crate::avio::{Demuxer, KnownBytes};
-use crate::error::{Error, Result, av_error_string};
+use crate::error::{Error, Result};
 use crate::index::{MovieIndex, Sample, fill_codec_parameters};
 use crate::limits::Limits;
 use crate::source::ByteSource;
 
-/// Two samples closer than this are fetched in one read.
-const MERGE_GAP: u64 = 64 * 1024;
-/// One read never spans more than this.
-const MAX_READ_SPAN: u64 = 32 * 1024 * 1024;
 /// Earlier keyframes tried when a start point does not yield the frame (e.g. an open GOP whose
 /// recovery point FFmpeg does not honour).
 const START_ATTEMPTS: usize = 3;
@@ -76,7 +74,7 @@ impl DecodedFrame {
 
 /// One frame request: the target sample (decode order) and its pts, under the caps.
 #[derive(Clone, Copy)]
-struct Attempt<'a> {
+pub(super) struct Attempt<'a> {
     source: &'a Arc<dyn ByteSource>,
     index: &'a MovieIndex,
     target: usize,
@@ -119,9 +117,9 @@ pub fn decode_frame(
             deadline,
         };
         let found = if index.direct_reads {
-            decode_direct(&attempt, start)?
+            direct::decode(&attempt, start)?
         } else {
-            decode_demuxed(&attempt, start)?
+            demuxed::decode(&attempt, start)?
         };
         if let Some(frame) = found {
             return Ok(DecodedFrame { frame });
@@ -185,7 +183,7 @@ fn open_decoder(index: &MovieIndex, limits: &Limits) -> Result<ffmpeg_next::deco
 }
 
 /// Feeds packets and watches the output for `target_pts`.
-struct FrameCatcher {
+pub(super) struct FrameCatcher {
     decoder: ffmpeg_next::decoder::Video,
     target_pts: i64,
     found: Option<frame::Video>,
@@ -194,7 +192,7 @@ struct FrameCatcher {
 }
 
 impl FrameCatcher {
-    fn feed(&mut self, packet: &ffmpeg_next::Packet) -> Result<()> {
+    pub(super) fn feed(&mut self, packet: &ffmpeg_next::Packet) -> Result<()> {
         loop {
             match self.decoder.send_packet(packet) {
                 Ok(()) => return self.drain(),
@@ -211,7 +209,7 @@ impl FrameCatcher {
         }
     }
 
-    fn finish(&mut self) -> Result<()> {
+    pub(super) fn finish(&mut self) -> Result<()> {
         if self.found.is_none() && self.decoder.send_eof().is_ok() {
             self.drain()?;
         }
@@ -238,7 +236,11 @@ impl FrameCatcher {
     }
 }
 
-fn make_catcher(index: &MovieIndex, target_pts: i64, limits: &Limits) -> Result<FrameCatcher> {
+pub(super) fn make_catcher(
+    index: &MovieIndex,
+    target_pts: i64,
+    limits: &Limits,
+) -> Result<FrameCatcher> {
     Ok(FrameCatcher {
         decoder: open_decoder(index, limits)?,
         target_pts,
@@ -248,7 +250,7 @@ fn make_catcher(index: &MovieIndex, target_pts: i64, limits: &Limits) -> Result<
     })
 }
 
-fn check_deadline(deadline: Instant, limits: &Limits) -> Result<()> {
+pub(super) fn check_deadline(deadline: Instant, limits: &Limits) -> Result<()> {
     if Instant::now() > deadline {
         Err(Error::DecodeTimeout(limits.decode_timeout))
     } else {
@@ -256,7 +258,7 @@ fn check_deadline(deadline: Instant, limits: &Limits) -> Result<()> {
     }
 }
 
-fn packet_for(sample: &Sample, data: &[u8]) -> ffmpeg_next::Packet {
+pub(super) fn packet_for(sample: &Sample, data: &[u8]) -> ffmpeg_next::Packet {
     let mut packet = ffmpeg_next::Packet::copy(data);
     packet.set_pts(Some(sample.pts));
     packet.set_dts(Some(sample.dts));
@@ -271,220 +273,13 @@ fn packet_for(sample: &Sample, data: &[u8]) -> ffmpeg_next::Packet {
     packet
 }
 
-/// MOV/MP4: read samples `start..=target` by byte range (merging neighbours) and decode them.
-fn decode_direct(attempt: &Attempt<'_>, start: usize) -> Result<Option<frame::Video>> {
-    let Attempt {
-        source,
-        index,
-        target,
-        target_pts,
-        limits,
-        deadline,
-    } = *attempt;
-    let mut catcher = make_catcher(index, target_pts, limits)?;
-    let bad_index = || Error::BadIndex("a sample lies outside the file".into());
-    let samples = index.samples.get(start..=target).ok_or_else(bad_index)?;
-    for span in read_spans(samples) {
-        check_deadline(deadline, limits)?;
-        let run = samples.get(span).unwrap_or_default();
-        let (Some(first), Some(last)) = (run.first(), run.last()) else {
-            continue;
-        };
-        let offset = u64::try_from(first.pos).map_err(|_| bad_index())?;
-        let len = u64::try_from(last.pos)
-            .ok()
-            .and_then(|pos| pos.checked_add(u64::from(last.size)))
-            .and_then(|end| end.checked_sub(offset))
-            .and_then(|len| usize::try_from(len).ok())
-            .ok_or_else(bad_index)?;
-        let bytes = source.read_at(offset, len)?;
-        if bytes.len() < len {
-            return Err(Error::Truncated(format!(
-                "the file ends inside the sample at byte {offset}"
-            )));
-        }
-        for sample in run {
-            let data = u64::try_from(sample.pos)
-                .ok()
-                .and_then(|pos| usize::try_from(pos.checked_sub(offset)?).ok())
-                .and_then(|from| bytes.get(from..from.checked_add(sample.size as usize)?))
-                .ok_or_else(bad_index)?;
-            catcher.feed(&packet_for(sample, data))?;
-        }
-    }
-    catcher.finish()?;
-    finish_attempt(catcher)
-}
-
-fn finish_attempt(catcher: FrameCatcher) -> Result<Option<frame::Video>> {
+pub(super) fn finish_attempt(catcher: FrameCatcher) -> Result<Option<frame::Video>> {
     if catcher.found.is_none()
         && let Some(e) = &catcher.last_error
     {
         tracing::debug!("frame not produced; last decoder error: {e}");
     }
     Ok(catcher.found)
-}
-
-/// Groups consecutive samples into ranges of `samples` read with one request each.
-fn read_spans(samples: &[Sample]) -> Vec<std::ops::Range<usize>> {
-    let mut spans = Vec::new();
-    let mut begin = 0;
-    let pos = |s: &Sample| u64::try_from(s.pos).unwrap_or(0);
-    let end = |s: &Sample| pos(s).saturating_add(u64::from(s.size));
-    for i in 1..=samples.len() {
-        let split = match (samples.get(i - 1), samples.get(i), samples.get(begin)) {
-            (Some(prev), Some(next), Some(first)) => {
-                pos(next) < end(prev)
-                    || pos(next) - end(prev) > MERGE_GAP
-                    || end(next).saturating_sub(pos(first)) > MAX_READ_SPAN
-            }
-            _ => true,
-        };
-        if split {
-            spans.push(begin..i);
-            begin = i;
-        }
-    }
-    spans
-}
-
-/// Other containers: seek the demuxer to the start keyframe, then feed its packets through the
-/// target. Packets are matched to index samples by byte position (or dts when unknown).
-fn decode_demuxed(attempt: &Attempt<'_>, start: usize) -> Result<Option<frame::Video>> {
-    let Attempt {
-        source,
-        index,
-        target,
-        target_pts,
-        limits,
-        deadline,
-    } = *attempt;
-    let stream_index = index.stream_index;
-    let mut demuxer = open_stream(source, index, limits)?;
-    let ctx = demuxer.ctx();
-    let wanted = index
-        .samples
-        .get(start..=target)
-        .ok_or_else(|| Error::BadIndex("a frame outside the index".into()))?;
-    let Some(&key_sample) = wanted.first() else {
-        return Ok(None);
-    };
-    let seek_ts = key_sample.pts.min(key_sample.dts);
-    // SAFETY: as above.
-    let sought =
-        unsafe { ffi::avformat_seek_file(ctx, stream_index, i64::MIN, seek_ts, seek_ts, 0) };
-    if sought < 0 {
-        demuxer = open_stream(source, index, limits)?;
-    }
-    let mut catcher = make_catcher(index, target_pts, limits)?;
-    let mut next = 0; // position in `wanted` of the next packet to feed
-    let mut rewound = sought < 0 || start == 0;
-    let mut packet = ffmpeg_next::Packet::empty();
-    let mut read = 0usize;
-    while next < wanted.len() {
-        check_deadline(deadline, limits)?;
-        // SAFETY: as above. av_read_frame overwrites the packet without freeing what it held:
-        // unreference it first, or every packet read leaks its data.
-        let ret = unsafe {
-            let raw = ffmpeg_next::packet::Mut::as_mut_ptr(&mut packet);
-            ffi::av_packet_unref(raw);
-            ffi::av_read_frame(demuxer.ctx(), raw)
-        };
-        if ret < 0 {
-            if let Some(e) = demuxer.take_io_error() {
-                return Err(e);
-            }
-            if ret == ffi::AVERROR_EOF && next == 0 && !rewound {
-                // The seek overshot the keyframe: read from the start instead.
-                demuxer = open_stream(source, index, limits)?;
-                rewound = true;
-                continue;
-            }
-            return Err(Error::Decode(format!(
-                "demuxing stopped early: {}",
-                av_error_string(ret)
-            )));
-        }
-        if packet.stream() as i32 != stream_index {
-            continue;
-        }
-        read += 1;
-        if read
-            > limits
-                .max_decode_packets
-                .saturating_mul(4)
-                .max(wanted.len() * 2)
-            && next == 0
-            && !rewound
-        {
-            demuxer = open_stream(source, index, limits)?;
-            rewound = true;
-            continue;
-        }
-        let is = |s: &Sample| {
-            if s.pos >= 0 && packet.position() >= 0 {
-                s.pos == packet.position() as i64
-            } else {
-                Some(s.dts) == packet.dts()
-            }
-        };
-        let Some(expected) = wanted.get(next) else {
-            break;
-        };
-        if next == 0 {
-            if !is(expected) {
-                let past = packet.dts().is_some_and(|d| d > expected.dts)
-                    && packet.position() as i64 > expected.pos;
-                if past && !rewound {
-                    demuxer = open_stream(source, index, limits)?;
-                    rewound = true;
-                }
-                continue;
-            }
-        } else if !is(expected) {
-            return Err(Error::Source(crate::SourceError::new(
-                crate::SourceErrorKind::Changed,
-                "the movie's packets differ from its index",
-            )));
-        }
-        let mut fed = packet_for(expected, packet.data().unwrap_or(&[]));
-        fed.set_position(packet.position());
-        catcher.feed(&fed)?;
-        next += 1;
-    }
-    catcher.finish()?;
-    finish_attempt(catcher)
-}
-
-/// A fresh demuxer at the start of the movie, reading only the indexed video stream.
-fn open_stream(
-    source: &Arc<dyn ByteSource>,
-    index: &MovieIndex,
-    limits: &Limits,
-) -> Result<Demuxer> {
-    let mut demuxer = Demuxer::open(
-        Arc::clone(source),
-        KnownBytes::default(),
-        u64::MAX,
-        limits.decode_timeout,
-    )?;
-    let ctx = demuxer.ctx();
-    let stream_index = index.stream_index;
-    // SAFETY: ctx is open and owned by `demuxer`; stream_index is checked against nb_streams.
-    unsafe {
-        if stream_index < 0 || stream_index as u32 >= (*ctx).nb_streams {
-            return Err(Error::Source(crate::SourceError::new(
-                crate::SourceErrorKind::Changed,
-                "the movie's streams differ from its index",
-            )));
-        }
-        for i in 0..(*ctx).nb_streams as usize {
-            if i as i32 != stream_index {
-                (**(*ctx).streams.add(i)).discard = ffi::AVDiscard::AVDISCARD_ALL;
-            }
-        }
-    }
-    Ok(demuxer)
 }
 
 impl DecodedFrame {

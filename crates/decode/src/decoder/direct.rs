@@ -1,0 +1,81 @@
+//! MOV/MP4 frames without a demuxer: the samples from the keyframe to the target, read by byte
+//! range (neighbours merged into one request) and fed straight to the decoder.
+
+use ffmpeg_next::frame;
+
+use super::{Attempt, check_deadline, finish_attempt, make_catcher, packet_for};
+use crate::error::{Error, Result};
+use crate::index::Sample;
+
+/// Two samples closer than this are fetched in one read.
+const MERGE_GAP: u64 = 64 * 1024;
+/// One read never spans more than this.
+const MAX_READ_SPAN: u64 = 32 * 1024 * 1024;
+
+/// MOV/MP4: read samples `start..=target` by byte range (merging neighbours) and decode them.
+pub(super) fn decode(attempt: &Attempt<'_>, start: usize) -> Result<Option<frame::Video>> {
+    let Attempt {
+        source,
+        index,
+        target,
+        target_pts,
+        limits,
+        deadline,
+    } = *attempt;
+    let mut catcher = make_catcher(index, target_pts, limits)?;
+    let bad_index = || Error::BadIndex("a sample lies outside the file".into());
+    let samples = index.samples.get(start..=target).ok_or_else(bad_index)?;
+    for span in read_spans(samples) {
+        check_deadline(deadline, limits)?;
+        let run = samples.get(span).unwrap_or_default();
+        let (Some(first), Some(last)) = (run.first(), run.last()) else {
+            continue;
+        };
+        let offset = u64::try_from(first.pos).map_err(|_| bad_index())?;
+        let len = u64::try_from(last.pos)
+            .ok()
+            .and_then(|pos| pos.checked_add(u64::from(last.size)))
+            .and_then(|end| end.checked_sub(offset))
+            .and_then(|len| usize::try_from(len).ok())
+            .ok_or_else(bad_index)?;
+        let bytes = source.read_at(offset, len)?;
+        if bytes.len() < len {
+            return Err(Error::Truncated(format!(
+                "the file ends inside the sample at byte {offset}"
+            )));
+        }
+        for sample in run {
+            let data = u64::try_from(sample.pos)
+                .ok()
+                .and_then(|pos| usize::try_from(pos.checked_sub(offset)?).ok())
+                .and_then(|from| bytes.get(from..from.checked_add(sample.size as usize)?))
+                .ok_or_else(bad_index)?;
+            catcher.feed(&packet_for(sample, data))?;
+        }
+    }
+    catcher.finish()?;
+    finish_attempt(catcher)
+}
+
+/// Groups consecutive samples into ranges of `samples` read with one request each.
+fn read_spans(samples: &[Sample]) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::new();
+    let mut begin = 0;
+    let pos = |s: &Sample| u64::try_from(s.pos).unwrap_or(0);
+    let end = |s: &Sample| pos(s).saturating_add(u64::from(s.size));
+    for i in 1..=samples.len() {
+        let split = match (samples.get(i - 1), samples.get(i), samples.get(begin)) {
+            (Some(prev), Some(next), Some(first)) => {
+                pos(next) < end(prev)
+                    || pos(next) - end(prev) > MERGE_GAP
+                    || end(next).saturating_sub(pos(first)) > MAX_READ_SPAN
+            }
+            _ => true,
+        };
+        if split {
+            spans.push(begin..i);
+            begin = i;
+        }
+    }
+    spans
+}
