@@ -17,6 +17,7 @@ pub mod render;
 pub mod source;
 
 pub use decoder::DecodedFrame;
+pub use decoder::warm_pool::{WarmPool, WarmSettings};
 pub use encode::{DEFAULT_JPEG_QUALITY, Format, encode};
 pub use error::{Error, Result};
 pub use index::{INDEX_FORMAT_VERSION, MovieIndex};

@@ -2,12 +2,14 @@
 //! frame N into an encoded image.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::decoder::{DecodedFrame, decode_frame};
+use crate::decoder::warm_pool::WarmPool;
+use crate::decoder::{DecodedFrame, WarmMovie, decode_frame};
 use crate::encode::{Format, encode};
 use crate::error::{Error, Result};
 use crate::index::{self, MovieIndex};
@@ -48,7 +50,13 @@ pub struct Movie {
     /// Frame N is `index.samples[presentation[N - 1]]`.
     presentation: Arc<[u32]>,
     limits: Limits,
+    /// This movie's id among the warm pool's states (shared by clones).
+    id: u64,
+    warm: Option<Arc<WarmPool>>,
 }
+
+/// Ids of parsed movies, for the warm pool.
+static NEXT_MOVIE_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Movie {
     /// Reads the movie's index from `source` (for MOV/MP4: atom headers and the moov only).
@@ -82,7 +90,16 @@ impl Movie {
             index: Arc::new(index),
             presentation,
             limits,
+            id: NEXT_MOVIE_ID.fetch_add(1, Ordering::Relaxed),
+            warm: None,
         }
+    }
+
+    /// Decodes long-GOP frames through `pool`: a frame a little ahead of one decoded before
+    /// continues from the decoder state left by it (see `decoder::warm_pool`).
+    pub fn with_warm_pool(mut self, pool: Arc<WarmPool>) -> Self {
+        self.warm = Some(pool);
+        self
     }
 
     pub fn index(&self) -> &MovieIndex {
@@ -175,7 +192,34 @@ impl Movie {
             &self.presentation,
             position,
             &self.limits,
+            self.warm.as_deref().map(|pool| WarmMovie {
+                pool,
+                movie: self.id,
+            }),
         )
+    }
+
+    /// The nearest shown keyframe at or before frame `frame` (both 1-based): what
+    /// `?seek=keyframe` answers, decodable without any frame before it.
+    pub fn keyframe_at_or_before(&self, frame: u64) -> Result<u64> {
+        self.check_frame(frame)?;
+        let pts_at = |position: usize| {
+            let sample = *self.presentation.get(position)? as usize;
+            self.index.samples.get(sample)
+        };
+        let mut position = usize::try_from(frame - 1).unwrap_or(usize::MAX);
+        while let Some(sample) = pts_at(position) {
+            if sample.keyframe {
+                return Ok(position as u64 + 1);
+            }
+            match position.checked_sub(1) {
+                Some(earlier) => position = earlier,
+                None => break,
+            }
+        }
+        // No keyframe is shown before it (a stream starting on leading pictures): the frame
+        // itself, decoded exactly.
+        Ok(frame)
     }
 
     /// Decodes, renders and encodes frame `frame`. Blocking: call off the async runtime.

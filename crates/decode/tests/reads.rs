@@ -185,3 +185,108 @@ fn codec_parameters_are_stored_by_name_and_unknown_names_read_as_unspecified() {
         .unwrap();
     assert_eq!(frame.bytes, expected.bytes);
 }
+
+fn png(movie: &Movie, frame: u64) -> Bytes {
+    movie
+        .frame(
+            frame,
+            &Default::default(),
+            lazycache_decode::Format::Png,
+            None,
+        )
+        .unwrap()
+        .bytes
+}
+
+#[test]
+fn sequential_frames_continue_a_warm_decoder_and_stay_exact() {
+    use lazycache_decode::{WarmPool, WarmSettings};
+    // 60-frame GOPs with B-frames: frames 100..=110 lie deep in the GOP starting at 61.
+    let name = "h264_longgop_faststart.mp4";
+    let cold_source = Counting::open(name);
+    let cold = Movie::open(cold_source.clone(), Limits::default()).unwrap();
+    let source = Counting::open(name);
+    let pool = Arc::new(WarmPool::new(WarmSettings::default()));
+    let warm = Movie::open(source.clone(), Limits::default())
+        .unwrap()
+        .with_warm_pool(pool.clone());
+    cold_source.take();
+    source.take();
+    let first = png(&warm, 100);
+    let (first_bytes, _) = source.take();
+    assert_eq!(first, png(&cold, 100));
+    let (cold_bytes, _) = cold_source.take();
+    assert!(
+        first_bytes <= cold_bytes + 512 * 1024,
+        "{first_bytes} vs {cold_bytes}"
+    );
+    assert!(pool.bytes() > 0, "the state is kept");
+    let mut warm_total = 0;
+    for frame in 101..=110 {
+        let got = png(&warm, frame);
+        warm_total += source.take().0;
+        assert_eq!(got, png(&cold, frame), "frame {frame}");
+    }
+    let cold_total = cold_source.take().0;
+    assert!(
+        warm_total * 5 < cold_total,
+        "continuing read {warm_total} bytes for 10 frames, cold decodes {cold_total}"
+    );
+    // Back to an earlier frame, a frame of the next GOP, and the last frame: all still exact.
+    for frame in [100, 95, 121, 122, warm.frame_count()] {
+        assert_eq!(png(&warm, frame), png(&cold, frame), "frame {frame}");
+    }
+}
+
+#[test]
+fn concurrent_requests_around_one_place_are_exact() {
+    use lazycache_decode::{WarmPool, WarmSettings};
+    let name = "h264_longgop_faststart.mp4";
+    let cold = Movie::open(Counting::open(name), Limits::default()).unwrap();
+    let pool = Arc::new(WarmPool::new(WarmSettings::default()));
+    let warm = Movie::open(Counting::open(name), Limits::default())
+        .unwrap()
+        .with_warm_pool(pool);
+    let frames: Vec<u64> = (70..=85).rev().chain(86..=95).collect();
+    let got: Vec<(u64, Bytes)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = frames
+            .chunks(4)
+            .map(|chunk| {
+                let warm = warm.clone();
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|&f| (f, png(&warm, f)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    for (frame, bytes) in got {
+        assert_eq!(bytes, png(&cold, frame), "frame {frame}");
+    }
+}
+
+#[test]
+fn keyframe_mode_names_the_shown_keyframe_at_or_before() {
+    let movie = Movie::open(
+        Counting::open("h264_longgop_faststart.mp4"),
+        Limits::default(),
+    )
+    .unwrap();
+    // GOPs of 60 frames: keyframes are frames 1, 61, 121, …
+    assert_eq!(movie.keyframe_at_or_before(1).unwrap(), 1);
+    assert_eq!(movie.keyframe_at_or_before(60).unwrap(), 1);
+    assert_eq!(movie.keyframe_at_or_before(61).unwrap(), 61);
+    assert_eq!(movie.keyframe_at_or_before(100).unwrap(), 61);
+    assert!(movie.keyframe_at_or_before(0).is_err());
+    assert!(
+        movie
+            .keyframe_at_or_before(movie.frame_count() + 1)
+            .is_err()
+    );
+}

@@ -1,11 +1,16 @@
 //! MOV/MP4 frames without a demuxer: the samples from the keyframe to the target, read by byte
 //! range (neighbours merged into one request) and fed straight to the decoder.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use ffmpeg_next::frame;
 
-use super::{Attempt, check_deadline, finish_attempt, make_catcher, packet_for};
+use super::{Attempt, FrameCatcher, check_deadline, finish_attempt, make_catcher, packet_for};
 use crate::error::{Error, Result};
 use crate::index::Sample;
+use crate::limits::Limits;
+use crate::source::ByteSource;
 
 /// Two samples closer than this are fetched in one read.
 const MERGE_GAP: u64 = 64 * 1024;
@@ -23,21 +28,41 @@ pub(super) fn decode(attempt: &Attempt<'_>, start: usize) -> Result<Option<frame
         deadline,
     } = *attempt;
     let mut catcher = make_catcher(index, target_pts, limits)?;
-    let bad_index = || Error::BadIndex("a sample lies outside the file".into());
-    let samples = index.samples.get(start..=target).ok_or_else(bad_index)?;
+    let samples = index
+        .samples
+        .get(start..=target)
+        .ok_or_else(outside_the_file)?;
+    feed_samples(source, samples, &mut catcher, deadline, limits)?;
+    catcher.finish()?;
+    finish_attempt(catcher)
+}
+
+fn outside_the_file() -> Error {
+    Error::BadIndex("a sample lies outside the file".into())
+}
+
+/// Reads `samples` (consecutive, decode order) with as few range reads as their layout allows
+/// and feeds each to `catcher`.
+pub(super) fn feed_samples(
+    source: &Arc<dyn ByteSource>,
+    samples: &[Sample],
+    catcher: &mut FrameCatcher,
+    deadline: Instant,
+    limits: &Limits,
+) -> Result<()> {
     for span in read_spans(samples) {
         check_deadline(deadline, limits)?;
         let run = samples.get(span).unwrap_or_default();
         let (Some(first), Some(last)) = (run.first(), run.last()) else {
             continue;
         };
-        let offset = u64::try_from(first.pos).map_err(|_| bad_index())?;
+        let offset = u64::try_from(first.pos).map_err(|_| outside_the_file())?;
         let len = u64::try_from(last.pos)
             .ok()
             .and_then(|pos| pos.checked_add(u64::from(last.size)))
             .and_then(|end| end.checked_sub(offset))
             .and_then(|len| usize::try_from(len).ok())
-            .ok_or_else(bad_index)?;
+            .ok_or_else(outside_the_file)?;
         let bytes = source.read_at(offset, len)?;
         if bytes.len() < len {
             return Err(Error::Truncated(format!(
@@ -49,12 +74,11 @@ pub(super) fn decode(attempt: &Attempt<'_>, start: usize) -> Result<Option<frame
                 .ok()
                 .and_then(|pos| usize::try_from(pos.checked_sub(offset)?).ok())
                 .and_then(|from| bytes.get(from..from.checked_add(sample.size as usize)?))
-                .ok_or_else(bad_index)?;
+                .ok_or_else(outside_the_file)?;
             catcher.feed(&packet_for(sample, data))?;
         }
     }
-    catcher.finish()?;
-    finish_attempt(catcher)
+    Ok(())
 }
 
 /// Groups consecutive samples into ranges of `samples` read with one request each.

@@ -3,6 +3,8 @@
 
 mod demuxed;
 mod direct;
+mod warm;
+pub(crate) mod warm_pool;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::index::{MovieIndex, Sample, fill_codec_parameters};
 use crate::limits::Limits;
 use crate::source::ByteSource;
+use warm_pool::{Shown, WarmPool, share};
 
 /// Earlier keyframes tried when a start point does not yield the frame (e.g. an open GOP whose
 /// recovery point FFmpeg does not honour).
@@ -83,13 +86,22 @@ pub(super) struct Attempt<'a> {
     deadline: Instant,
 }
 
-/// Decodes the frame whose presentation-order position is `order_pos` (0-based).
-pub fn decode_frame(
+/// A movie's share of the process's warm decoder states: the pool and the movie's id in it.
+#[derive(Clone, Copy)]
+pub(crate) struct WarmMovie<'a> {
+    pub(crate) pool: &'a WarmPool,
+    pub(crate) movie: u64,
+}
+
+/// Decodes the frame whose presentation-order position is `order_pos` (0-based): long-GOP
+/// MOV/MP4 through the warm pool when there is one, else cold from its keyframe.
+pub(crate) fn decode_frame(
     source: &Arc<dyn ByteSource>,
     index: &MovieIndex,
     presentation: &[u32],
     order_pos: usize,
     limits: &Limits,
+    warm: Option<WarmMovie<'_>>,
 ) -> Result<DecodedFrame> {
     let out_of_range = || Error::FrameOutOfRange {
         frame: order_pos as u64 + 1,
@@ -98,6 +110,23 @@ pub fn decode_frame(
     let target = *presentation.get(order_pos).ok_or_else(out_of_range)? as usize;
     let target_pts = index.samples.get(target).ok_or_else(out_of_range)?.pts;
     let deadline = Instant::now() + limits.decode_timeout;
+    if let Some(WarmMovie { pool, movie }) = warm
+        && pool.enabled()
+        && index.direct_reads
+        && !index.intra_only
+    {
+        let attempt = Attempt {
+            source,
+            index,
+            target,
+            target_pts,
+            limits,
+            deadline,
+        };
+        if let Some(frame) = warm::decode(&attempt, pool, movie, order_pos)? {
+            return Ok(DecodedFrame { frame });
+        }
+    }
     let mut start = target;
     for _ in 0..START_ATTEMPTS {
         start = keyframe_before(&index.samples, start, target_pts);
@@ -182,13 +211,15 @@ fn open_decoder(index: &MovieIndex, limits: &Limits) -> Result<ffmpeg_next::deco
         .map_err(|e| Error::UnsupportedCodec(format!("{}: {e}", index.codec.codec)))
 }
 
-/// Feeds packets and watches the output for `target_pts`.
-pub(super) struct FrameCatcher {
+/// Feeds packets and watches the output for `target_pts`; when warm, also remembers what it
+/// showed (see `warm_pool`).
+pub(crate) struct FrameCatcher {
     decoder: ffmpeg_next::decoder::Video,
     target_pts: i64,
     found: Option<frame::Video>,
     last_error: Option<String>,
     max_pixels: u64,
+    pub(crate) shown: Option<Shown>,
 }
 
 impl FrameCatcher {
@@ -203,7 +234,7 @@ impl FrameCatcher {
                     return Ok(());
                 }
             }
-            if self.found.is_some() {
+            if self.found.is_some() && self.shown.is_none() {
                 return Ok(());
             }
         }
@@ -216,11 +247,23 @@ impl FrameCatcher {
         Ok(())
     }
 
+    /// Looks for `target_pts` from now on.
+    pub(super) fn aim(&mut self, target_pts: i64) {
+        self.target_pts = target_pts;
+        self.found = None;
+    }
+
     fn drain(&mut self) -> Result<()> {
         let mut picture = frame::Video::empty();
-        while self.found.is_none() && self.decoder.receive_frame(&mut picture).is_ok() {
-            let pts = picture.pts().or(picture.timestamp());
-            if pts == Some(self.target_pts) {
+        // A cold catcher stops at its picture; a warm one takes every picture ready, to keep.
+        while (self.found.is_none() || self.shown.is_some())
+            && self.decoder.receive_frame(&mut picture).is_ok()
+        {
+            let Some(pts) = picture.pts().or(picture.timestamp()) else {
+                continue;
+            };
+            let is_target = pts == self.target_pts;
+            if is_target || self.shown.is_some() {
                 let pixels = u64::from(picture.width()) * u64::from(picture.height());
                 if pixels == 0 || pixels > self.max_pixels {
                     return Err(Error::Decode(format!(
@@ -229,6 +272,13 @@ impl FrameCatcher {
                         picture.height()
                     )));
                 }
+            }
+            if let Some(shown) = &mut self.shown {
+                shown.push(pts, &picture)?;
+                if is_target {
+                    self.found = Some(share(&picture)?);
+                }
+            } else if is_target {
                 self.found = Some(std::mem::replace(&mut picture, frame::Video::empty()));
             }
         }
@@ -247,6 +297,7 @@ pub(super) fn make_catcher(
         found: None,
         last_error: None,
         max_pixels: limits.max_source_pixels,
+        shown: None,
     })
 }
 

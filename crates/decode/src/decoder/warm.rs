@@ -1,0 +1,157 @@
+//! Warm decoding of long-GOP MOV/MP4 frames: continue a kept decoder (or start one at the
+//! keyframe), feed range-read samples until the target picture comes out — a few samples past
+//! it rather than a flush, so the decoder stays usable — and keep the state for the next frame.
+
+use ffmpeg_next::frame;
+
+use super::direct::feed_samples;
+use super::warm_pool::{Lease, Shown, Want, WarmPool, WarmState, state_bytes};
+use super::{Attempt, check_deadline, keyframe_before, make_catcher};
+use crate::error::{Error, Result};
+use crate::index::{MovieIndex, Sample};
+
+/// Samples read past the target in the first read, so that the decoder's reordering and thread
+/// delay usually release the target without a second request...
+const LOOKAHEAD_SAMPLES: usize = 6;
+/// ... as long as they are this small together (B/P pictures are; this keeps a cold frame within
+/// its GOP span plus SPEC §4's 1 MiB).
+const LOOKAHEAD_BYTES: u64 = 512 * 1024;
+
+/// Frame `attempt.target` through `pool`. `None` when the decoder did not produce it (the
+/// caller falls back to cold decodes from earlier keyframes).
+pub(super) fn decode(
+    attempt: &Attempt<'_>,
+    pool: &WarmPool,
+    movie: u64,
+    order_pos: usize,
+) -> Result<Option<frame::Video>> {
+    let Attempt {
+        index,
+        target,
+        target_pts,
+        limits,
+        deadline,
+        ..
+    } = *attempt;
+    let cold_start = keyframe_before(&index.samples, target, target_pts);
+    let want = Want {
+        movie,
+        target,
+        target_pts,
+        order_pos,
+        cold_start,
+    };
+    let mut checkout = match pool.lease(want, deadline)? {
+        Lease::Picture(picture) => return Ok(Some(picture)),
+        Lease::Decode(checkout) => checkout,
+    };
+    let mut state = match checkout.state.take() {
+        Some(mut state) => {
+            state.catcher.aim(target_pts);
+            state
+        }
+        None => {
+            let mut catcher = make_catcher(index, target_pts, limits)?;
+            catcher.shown = Some(Shown::default());
+            let bytes = state_bytes(
+                &index.codec.codec,
+                picture_bytes(index),
+                limits.decoder_threads,
+            );
+            WarmState {
+                catcher,
+                next_feed: cold_start,
+                reusable: true,
+                bytes,
+            }
+        }
+    };
+    let found = advance(attempt, &mut state)?;
+    if found.is_some() {
+        checkout.give_back(state);
+    }
+    Ok(found)
+}
+
+/// Feeds `state` from where it stands through the target and the lookahead, then a sample at a
+/// time until the target comes out or the movie ends (then flushed: not kept).
+fn advance(attempt: &Attempt<'_>, state: &mut WarmState) -> Result<Option<frame::Video>> {
+    let Attempt {
+        source,
+        index,
+        target,
+        limits,
+        deadline,
+        ..
+    } = *attempt;
+    let samples = &index.samples;
+    let first_feed = state.next_feed;
+    let planned_end = lookahead_end(samples, target.max(first_feed));
+    let target_pts = attempt.target_pts;
+    while state.catcher.found.is_none() || state.next_feed <= planned_end {
+        check_deadline(deadline, limits)?;
+        let shown_past = state.catcher.shown.as_ref().and_then(Shown::last_pts);
+        if state.catcher.found.is_none() && shown_past.is_some_and(|pts| pts > target_pts) {
+            // Pictures come out in pts order: the target was skipped (a leading picture of an
+            // open GOP) and will not come.
+            return Ok(None);
+        }
+        if state.next_feed >= samples.len() {
+            state.reusable = false;
+            state.catcher.finish()?;
+            break;
+        }
+        if state.next_feed - first_feed >= limits.max_decode_packets + LOOKAHEAD_SAMPLES {
+            return Err(Error::Decode(format!(
+                "frame needs more than {} packets decoded",
+                limits.max_decode_packets
+            )));
+        }
+        let end = if state.next_feed <= planned_end {
+            planned_end
+        } else {
+            state.next_feed
+        };
+        let run = samples
+            .get(state.next_feed..=end)
+            .ok_or_else(|| Error::BadIndex("a frame outside the index".into()))?;
+        feed_samples(source, run, &mut state.catcher, deadline, limits)?;
+        state.next_feed = end + 1;
+    }
+    Ok(state.catcher.found.take())
+}
+
+/// The last sample to read with `target`: up to [`LOOKAHEAD_SAMPLES`] more, within
+/// [`LOOKAHEAD_BYTES`].
+fn lookahead_end(samples: &[Sample], target: usize) -> usize {
+    let mut end = target;
+    let mut bytes = 0u64;
+    for (i, sample) in samples
+        .iter()
+        .enumerate()
+        .skip(target + 1)
+        .take(LOOKAHEAD_SAMPLES)
+    {
+        bytes += u64::from(sample.size);
+        if bytes > LOOKAHEAD_BYTES {
+            break;
+        }
+        end = i;
+    }
+    end
+}
+
+/// Bytes of one decoded picture of this stream (8-bit 4:2:0 counted as 1.5 bytes a pixel,
+/// deeper or fuller formats at up to 8).
+fn picture_bytes(index: &MovieIndex) -> u64 {
+    let pixels = u64::from(index.codec.width.max(0).unsigned_abs())
+        * u64::from(index.codec.height.max(0).unsigned_abs());
+    let per_pixel_x2: u64 = match index.codec.pixel_format.as_str() {
+        "yuv420p" | "yuvj420p" | "nv12" => 3,
+        "yuv422p" | "yuvj422p" => 4,
+        "yuv420p10le" | "yuv444p" | "yuvj444p" => 6,
+        "yuv422p10le" => 8,
+        _ => 16,
+    };
+    pixels * per_pixel_x2 / 2
+}

@@ -1,0 +1,441 @@
+//! The pool of warm decoder states: long-GOP decoders kept after a frame (per movie, LRU, idle
+//! timeout, bounded by bytes), so that a request for a frame a little ahead continues from one
+//! instead of decoding again from the keyframe, and the last pictures each produced answer
+//! requests for them without decoding. Requests that a running decode will serve wait for it.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use ffmpeg_next::{ffi, frame};
+
+use super::FrameCatcher;
+use crate::error::{Error, Result};
+
+/// Pictures a state keeps after producing them, so that requests arriving out of order (11
+/// before 10) or waiting while another decodes past them are answered without decoding.
+pub(crate) const RECENT_PICTURES: usize = 8;
+/// States kept per movie: a few readers walking one movie at different places.
+const STATES_PER_MOVIE: usize = 4;
+
+/// How warm decoding is bounded. `max_bytes == 0` turns it off.
+#[derive(Debug, Clone, Copy)]
+pub struct WarmSettings {
+    /// Estimated bytes of every kept state together (reference pictures, threads' pictures and
+    /// the kept recent pictures; see [`state_bytes`]).
+    pub max_bytes: u64,
+    /// A state unused this long is dropped.
+    pub idle: Duration,
+}
+
+impl Default for WarmSettings {
+    fn default() -> Self {
+        Self {
+            max_bytes: 256 * 1024 * 1024,
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A decoder positioned inside a movie: its frame catcher (which remembers what it showed) and
+/// the next sample, in decode order, to feed it.
+pub(crate) struct WarmState {
+    pub(crate) catcher: FrameCatcher,
+    pub(crate) next_feed: usize,
+    /// False once the decoder was flushed (end of the movie): not kept.
+    pub(crate) reusable: bool,
+    pub(crate) bytes: u64,
+}
+
+impl WarmState {
+    fn shown(&self) -> Option<&Shown> {
+        self.catcher.shown.as_ref()
+    }
+    fn last_shown_pts(&self) -> Option<i64> {
+        self.shown().and_then(Shown::last_pts)
+    }
+}
+
+/// What a kept decoder has shown: the latest pts, and the last few pictures themselves.
+#[derive(Default)]
+pub(crate) struct Shown {
+    last_pts: Option<i64>,
+    recent: VecDeque<(i64, frame::Video)>,
+}
+
+impl Shown {
+    /// Remembers a picture the decoder produced (keeping the last [`RECENT_PICTURES`]).
+    pub(crate) fn push(&mut self, pts: i64, picture: &frame::Video) -> Result<()> {
+        self.last_pts = Some(self.last_pts.map_or(pts, |last| last.max(pts)));
+        self.recent.push_back((pts, share(picture)?));
+        while self.recent.len() > RECENT_PICTURES {
+            self.recent.pop_front();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn last_pts(&self) -> Option<i64> {
+        self.last_pts
+    }
+
+    fn picture(&self, pts: i64) -> Option<&frame::Video> {
+        self.recent
+            .iter()
+            .find(|(shown, _)| *shown == pts)
+            .map(|(_, picture)| picture)
+    }
+}
+
+/// A new reference to the same picture buffers (no copy).
+pub(crate) fn share(picture: &frame::Video) -> Result<frame::Video> {
+    let mut shared = frame::Video::empty();
+    // SAFETY: both frames are valid; av_frame_ref adds references to the source's buffers.
+    let ret = unsafe { ffi::av_frame_ref(shared.as_mut_ptr(), picture.as_ptr()) };
+    if ret < 0 {
+        return Err(Error::Decode(
+            "out of memory for a picture reference".into(),
+        ));
+    }
+    Ok(shared)
+}
+
+/// Estimated bytes of a decoder state: the pictures the codec may keep as references, one per
+/// frame thread, and the recent pictures, at the stream's size and pixel format.
+pub(crate) fn state_bytes(codec: &str, picture_bytes: u64, threads: usize) -> u64 {
+    let references: u64 = match codec {
+        "h264" | "hevc" => 16,
+        "vp9" | "av1" => 8,
+        "vp8" => 3,
+        _ => 2,
+    };
+    picture_bytes.saturating_mul(references + threads as u64 + RECENT_PICTURES as u64 + 1)
+}
+
+/// What a request wants, in the movie's terms.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Want {
+    pub(crate) movie: u64,
+    /// Target sample, decode order, and its pts.
+    pub(crate) target: usize,
+    pub(crate) target_pts: i64,
+    /// Its position in presentation order.
+    pub(crate) order_pos: usize,
+    /// The keyframe a cold decode would start from (decode order).
+    pub(crate) cold_start: usize,
+}
+
+impl Want {
+    /// Whether continuing a decoder that will next be fed sample `next_feed` and has shown up
+    /// to `last_shown` costs no more packets than a cold decode from the keyframe. This is the
+    /// bound on "a little ahead": within the GOP (the state is past the keyframe), or the
+    /// next GOP's leading frames; never further than a cold decode would go.
+    fn can_continue(&self, next_feed: usize, last_shown: Option<i64>) -> bool {
+        let not_shown_yet = last_shown.is_none_or(|shown| shown < self.target_pts);
+        not_shown_yet && next_feed >= self.cold_start
+    }
+}
+
+/// Where a checked-out state is going, for requests deciding whether to wait for it.
+#[derive(Debug, Clone, Copy)]
+struct Errand {
+    from_pts: Option<i64>,
+    target: usize,
+    target_pts: i64,
+    order_pos: usize,
+}
+
+struct Entry {
+    id: u64,
+    movie: u64,
+    /// `None` while a request decodes with it.
+    state: Option<WarmState>,
+    errand: Option<Errand>,
+    last_used: Instant,
+}
+
+#[derive(Default)]
+struct Entries {
+    list: Vec<Entry>,
+    next_id: u64,
+}
+
+/// Shared by every movie of a process; see the module comment.
+pub struct WarmPool {
+    entries: Mutex<Entries>,
+    returned: Condvar,
+    settings: WarmSettings,
+}
+
+/// The outcome of asking the pool for a frame.
+pub(crate) enum Lease<'a> {
+    /// A kept state had already produced it.
+    Picture(frame::Video),
+    /// Decode with this lease: its state when one can continue, else start cold. The entry is
+    /// returned with [`Checkout::give_back`] or removed when the checkout is dropped.
+    Decode(Checkout<'a>),
+}
+
+pub(crate) struct Checkout<'a> {
+    pool: &'a WarmPool,
+    id: u64,
+    pub(crate) state: Option<WarmState>,
+}
+
+impl WarmPool {
+    pub fn new(settings: WarmSettings) -> Self {
+        Self {
+            entries: Mutex::new(Entries::default()),
+            returned: Condvar::new(),
+            settings,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.settings.max_bytes > 0
+    }
+
+    /// Estimated bytes of the states kept now (checked-out ones excluded).
+    pub fn bytes(&self) -> u64 {
+        self.lock()
+            .list
+            .iter()
+            .filter_map(|e| e.state.as_ref())
+            .map(|s| s.bytes)
+            .sum()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A picture, a state to continue, or a fresh checkout for `want`; waits (until `deadline`)
+    /// while a decode running for this movie will produce the frame or end just before it.
+    pub(crate) fn lease(&self, want: Want, deadline: Instant) -> Result<Lease<'_>> {
+        let mut entries = self.lock();
+        loop {
+            let now = Instant::now();
+            self.forget_idle(&mut entries, now);
+            let mine = || entries.list.iter().filter(|e| e.movie == want.movie);
+            if let Some(picture) = mine()
+                .filter_map(|e| e.state.as_ref()?.shown()?.picture(want.target_pts))
+                .next()
+            {
+                return Ok(Lease::Picture(share(picture)?));
+            }
+            let best = mine()
+                .filter_map(|e| Some((e.id, e.state.as_ref()?)))
+                .filter(|(_, s)| want.can_continue(s.next_feed, s.last_shown_pts()))
+                .max_by_key(|(_, s)| s.next_feed)
+                .map(|(id, _)| id);
+            let worth_waiting = mine()
+                .filter_map(|e| e.errand)
+                .any(|errand| Self::worth_waiting(&want, &errand));
+            if let Some(id) = best {
+                let entry = entries.list.iter_mut().find(|e| e.id == id);
+                if let Some(entry) = entry {
+                    let state = entry.state.take();
+                    entry.errand = Some(errand_for(&want, state.as_ref()));
+                    return Ok(Lease::Decode(Checkout {
+                        pool: self,
+                        id,
+                        state,
+                    }));
+                }
+            }
+            if worth_waiting && now < deadline {
+                let (guard, _) = self
+                    .returned
+                    .wait_timeout(entries, deadline - now)
+                    .unwrap_or_else(PoisonError::into_inner);
+                entries = guard;
+                continue;
+            }
+            entries.next_id += 1;
+            let id = entries.next_id;
+            entries.list.push(Entry {
+                id,
+                movie: want.movie,
+                state: None,
+                errand: Some(errand_for(&want, None)),
+                last_used: now,
+            });
+            return Ok(Lease::Decode(Checkout {
+                pool: self,
+                id,
+                state: None,
+            }));
+        }
+    }
+
+    /// A running decode will produce the wanted picture and keep it (it lies between where the
+    /// decode started and its target, among the pictures kept), or stop just before it, where
+    /// continuing is cheaper than a cold decode.
+    fn worth_waiting(want: &Want, errand: &Errand) -> bool {
+        let passes = errand.from_pts.is_none_or(|from| from < want.target_pts)
+            && want.target_pts <= errand.target_pts
+            && errand.order_pos - want.order_pos.min(errand.order_pos) < RECENT_PICTURES;
+        let continues = want.target_pts > errand.target_pts && errand.target >= want.cold_start;
+        passes || continues
+    }
+
+    fn give_back(&self, id: u64, state: WarmState) {
+        let mut entries = self.lock();
+        let now = Instant::now();
+        let Some(entry) = entries.list.iter_mut().find(|e| e.id == id) else {
+            return;
+        };
+        let movie = entry.movie;
+        if state.reusable && self.enabled() {
+            entry.state = Some(state);
+            entry.errand = None;
+            entry.last_used = now;
+        } else {
+            entries.list.retain(|e| e.id != id);
+        }
+        self.evict(&mut entries, movie);
+        drop(entries);
+        self.returned.notify_all();
+    }
+
+    fn remove(&self, id: u64) {
+        self.lock().list.retain(|e| e.id != id);
+        self.returned.notify_all();
+    }
+
+    fn forget_idle(&self, entries: &mut Entries, now: Instant) {
+        let idle = self.settings.idle;
+        entries
+            .list
+            .retain(|e| e.state.is_none() || now.duration_since(e.last_used) < idle);
+    }
+
+    /// Least recently used kept states go first: beyond [`STATES_PER_MOVIE`] for `movie`, then
+    /// while all kept states together exceed the byte bound.
+    fn evict(&self, entries: &mut Entries, movie: u64) {
+        let kept_of = |entries: &Entries, movie: Option<u64>| {
+            entries
+                .list
+                .iter()
+                .filter(|e| e.state.is_some() && movie.is_none_or(|m| e.movie == m))
+                .count()
+        };
+        let bytes = |entries: &Entries| -> u64 {
+            entries
+                .list
+                .iter()
+                .filter_map(|e| e.state.as_ref())
+                .map(|s| s.bytes)
+                .sum()
+        };
+        while kept_of(entries, Some(movie)) > STATES_PER_MOVIE
+            || (kept_of(entries, None) > 0 && bytes(entries) > self.settings.max_bytes)
+        {
+            let over_movie = kept_of(entries, Some(movie)) > STATES_PER_MOVIE;
+            let oldest = entries
+                .list
+                .iter()
+                .filter(|e| e.state.is_some() && (!over_movie || e.movie == movie))
+                .min_by_key(|e| e.last_used)
+                .map(|e| e.id);
+            match oldest {
+                Some(id) => entries.list.retain(|e| e.id != id),
+                None => break,
+            }
+        }
+    }
+}
+
+fn errand_for(want: &Want, state: Option<&WarmState>) -> Errand {
+    Errand {
+        from_pts: state.and_then(WarmState::last_shown_pts),
+        target: want.target,
+        target_pts: want.target_pts,
+        order_pos: want.order_pos,
+    }
+}
+
+impl Checkout<'_> {
+    /// Keeps `state` for later requests (unless it cannot continue) and wakes waiting ones.
+    pub(crate) fn give_back(mut self, state: WarmState) {
+        let id = self.id;
+        self.id = 0;
+        self.pool.give_back(id, state);
+    }
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        if self.id != 0 {
+            self.pool.remove(self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn want(target: usize, order_pos: usize, cold_start: usize) -> Want {
+        Want {
+            movie: 1,
+            target,
+            target_pts: target as i64 * 10,
+            order_pos,
+            cold_start,
+        }
+    }
+
+    #[test]
+    fn a_state_continues_only_ahead_and_inside_the_keyframes_reach() {
+        let w = want(40, 40, 30);
+        assert!(w.can_continue(35, Some(330)));
+        assert!(w.can_continue(41, Some(390)), "fed already, not yet shown");
+        assert!(!w.can_continue(35, Some(400)), "already shown (and gone)");
+        assert!(
+            !w.can_continue(20, Some(190)),
+            "before the keyframe: cold is cheaper"
+        );
+    }
+
+    #[test]
+    fn requests_wait_for_a_decode_that_will_serve_them() {
+        let errand = Errand {
+            from_pts: Some(100),
+            target: 20,
+            target_pts: 200,
+            order_pos: 20,
+        };
+        assert!(
+            WarmPool::worth_waiting(&want(19, 19, 0), &errand),
+            "passed on the way"
+        );
+        assert!(
+            WarmPool::worth_waiting(&want(21, 21, 0), &errand),
+            "just ahead"
+        );
+        assert!(
+            !WarmPool::worth_waiting(&want(21, 21, 21), &errand),
+            "own keyframe"
+        );
+        assert!(
+            !WarmPool::worth_waiting(&want(5, 5, 0), &errand),
+            "before its start"
+        );
+        assert!(
+            !WarmPool::worth_waiting(&want(11, 11, 0), &errand),
+            "not kept"
+        );
+    }
+
+    #[test]
+    fn a_dropped_checkout_leaves_no_entry_and_the_pool_stays_bounded() {
+        let pool = WarmPool::new(WarmSettings::default());
+        let deadline = Instant::now() + Duration::from_secs(1);
+        match pool.lease(want(5, 5, 0), deadline) {
+            Ok(Lease::Decode(checkout)) => drop(checkout),
+            _ => panic!("an empty pool starts cold"),
+        }
+        assert!(pool.lock().list.is_empty());
+        assert_eq!(pool.bytes(), 0);
+    }
+}
