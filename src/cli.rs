@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use lazycache_origin::redact_url_text;
 use lazycache_service::{
-    Format, FrameOutput, FrameRequest, FrameSelector, OutputParams, ServiceError,
+    Format, FrameOutput, FrameRequest, FrameSelector, OutputParams, Seek, ServiceError,
 };
 
 use crate::config::{ServeArgs, ServeConfig};
@@ -43,7 +43,7 @@ enum Command {
         cache_dir: Option<String>,
     },
     /// Write frame N (1-based) as an image.
-    Frame(FrameArgs),
+    Frame(Box<FrameArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -74,6 +74,9 @@ struct FrameArgs {
     /// JPEG quality 1..100 [default: 75].
     #[arg(long)]
     quality: Option<String>,
+    /// `exact` (default) or `keyframe`: the nearest shown keyframe at or before the frame.
+    #[arg(long)]
+    seek: Option<String>,
     /// Cache the movie's index and frames here, as a server with this --cache-dir would.
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<String>,
@@ -107,7 +110,7 @@ fn run(cli: Cli) -> Result<()> {
         None => serve(&cli.serve),
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Probe { source, cache_dir }) => probe(&source, cache_dir.as_deref()),
-        Some(Command::Frame(args)) => frame(args),
+        Some(Command::Frame(args)) => frame(*args),
     }
 }
 
@@ -160,6 +163,7 @@ fn frame(args: FrameArgs) -> Result<()> {
     };
     let request = FrameRequest {
         selector,
+        seek: Seek::parse(args.seek.as_deref())?,
         output: FrameOutput::parse(format, &params)?,
     };
     let answer = OneShot::open(&args.source, args.cache_dir.as_deref())?.frame(&request)?;

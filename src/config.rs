@@ -56,6 +56,9 @@ pub struct ServeConfig {
     /// Memory tier bound
     #[arg(long, env = "LAZYCACHE_MEMORY_CACHE_SIZE", value_name = "SIZE", default_value = "512MiB", value_parser = size)]
     pub memory_cache_size: u64,
+    /// Memory for long-GOP decoder states kept so the next frame continues from them (estimated from picture size); 0 turns warm decoding off
+    #[arg(long, env = "LAZYCACHE_DECODER_STATE_MEMORY", value_name = "SIZE", default_value = "256MiB", value_parser = size)]
+    pub decoder_state_memory: u64,
     /// Shared tier: gs://bucket/prefix, s3://…, file:///…; empty disables it
     #[arg(long, env = "LAZYCACHE_OBJECT_STORE", value_name = "URL", value_parser = object_store)]
     pub object_store: Option<String>,
@@ -128,6 +131,7 @@ impl fmt::Debug for ServeConfig {
             .field("cache_dir", &self.cache_dir)
             .field("disk_cache_size", &self.disk_cache_size)
             .field("memory_cache_size", &self.memory_cache_size)
+            .field("decoder_state_memory", &self.decoder_state_memory)
             .field("object_store", &self.object_store)
             .field("allow_raw_output", &self.allow_raw_output)
             .field("public", &self.public)

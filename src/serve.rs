@@ -14,7 +14,7 @@ use lazycache_cache::{CacheConfig, SettingNames, TieredCache};
 use lazycache_decode::Limits;
 use lazycache_http::{AppState, HttpOptions};
 use lazycache_origin::{HttpConfig, Mirror, OriginConfig, RangeCache, RangeCacheConfig};
-use lazycache_service::{Service, ServiceOptions, ServiceParts};
+use lazycache_service::{Service, ServiceOptions, ServiceParts, WarmSettings};
 use prometheus::Registry;
 use tokio::runtime::Handle;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -161,6 +161,10 @@ fn app_state(
             decode_queue_timeout: config.decode_queue_timeout,
             movie_extensions: config.movie_extensions.clone(),
             listing_ttl: config.listing_ttl,
+            warm: WarmSettings {
+                max_bytes: config.decoder_state_memory,
+                ..WarmSettings::default()
+            },
         },
         limits: Limits::default(),
         io: Handle::current(),

@@ -80,6 +80,7 @@ fn cli_and_http_give_the_same_bytes_and_the_same_errors() {
         ),
         ("time/2.5.jpg", &["--time", "2.5"]),
         ("time/00:00:01.000.png", &["--time", "00:00:01.000"]),
+        ("frame/100.png?seek=keyframe", &["100", "--seek", "keyframe"]),
     ];
     for (path, args) in cases {
         let ext = path
@@ -108,6 +109,7 @@ fn cli_and_http_give_the_same_bytes_and_the_same_errors() {
         ),
         ("frame/3.png?width=9000", &["3", "--width", "9000"]),
         ("frame/3.png?width=abc", &["3", "--width", "abc"]),
+        ("frame/3.png?seek=near", &["3", "--seek", "near"]),
         (
             "frame/3.png?width=10&height=10&fit=squash",
             &["3", "--width", "10", "--height", "10", "--fit", "squash"],

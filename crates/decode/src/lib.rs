@@ -16,8 +16,8 @@ mod mp4_boxes;
 pub mod render;
 pub mod source;
 
-pub use decoder::DecodedFrame;
 pub use decoder::warm_pool::{WarmPool, WarmSettings};
+pub use decoder::{DecodePath, DecodedFrame};
 pub use encode::{DEFAULT_JPEG_QUALITY, Format, encode};
 pub use error::{Error, Result};
 pub use index::{INDEX_FORMAT_VERSION, MovieIndex};

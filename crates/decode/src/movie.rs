@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::decoder::warm_pool::WarmPool;
-use crate::decoder::{DecodedFrame, WarmMovie, decode_frame};
+use crate::decoder::{DecodePath, DecodedFrame, WarmMovie, decode_frame};
 use crate::encode::{Format, encode};
 use crate::error::{Error, Result};
 use crate::index::{self, MovieIndex};
@@ -39,6 +39,7 @@ pub struct EncodedFrame {
     pub height: u32,
     pub decode_time: Duration,
     pub encode_time: Duration,
+    pub decode_path: DecodePath,
 }
 
 /// One version of one movie, ready to give frames. Clones share the index (one copy of the
@@ -248,6 +249,7 @@ impl Movie {
             height: image.height,
             decode_time,
             encode_time: started.elapsed(),
+            decode_path: decoded.path(),
         })
     }
 }

@@ -1,11 +1,11 @@
 //! A frame request from its URL and headers: the output options come from the query string
-//! (`width`, `height`, `fit`, `crop`, `quality`) or, for sizes, go-lazycache's
+//! (`width`, `height`, `fit`, `crop`, `quality`, `seek`) or, for sizes, go-lazycache's
 //! `X-lazycache-output-*` headers; the service validates them.
 
 use std::collections::HashMap;
 
 use actix_web::HttpRequest;
-use lazycache_service::{Format, FrameOutput, FrameRequest, FrameSelector, OutputParams};
+use lazycache_service::{Format, FrameOutput, FrameRequest, FrameSelector, OutputParams, Seek};
 
 use crate::error::ApiError;
 
@@ -30,6 +30,7 @@ pub fn frame_request(
     };
     Ok(FrameRequest {
         selector,
+        seek: Seek::parse(query.get("seek").map(String::as_str))?,
         output: FrameOutput::parse(format, &params)?,
     })
 }

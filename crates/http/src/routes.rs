@@ -102,7 +102,7 @@ async fn metrics_text(request: HttpRequest, state: web::Data<AppState>) -> HttpR
     if let Err(refused) = access::check(&request, &state.inner.options.api_keys) {
         return refused.to_response(&request);
     }
-    state.service().observe_origin();
+    state.service().observe_gauges();
     match metrics::render(&state.inner.registry) {
         Ok(text) => HttpResponse::Ok()
             .content_type("text/plain; version=0.0.4")

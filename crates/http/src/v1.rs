@@ -39,6 +39,9 @@ enum Route {
 }
 
 /// What the service answered, turned into a response on the HTTP worker.
+/// Which frame an image is (SPEC §3: frame responses).
+const FRAME_HEADER: &str = "x-lazycache-frame";
+
 enum Answer {
     Json {
         body: Value,
@@ -48,6 +51,8 @@ enum Answer {
     },
     Image {
         value: CachedValue,
+        /// The frame answered (the keyframe in keyframe mode, the frame on screen for a time).
+        frame: u64,
         etag: String,
         tier: ServedFrom,
         timings: FrameTimings,
@@ -188,6 +193,7 @@ async fn answer(
             match service.frame(mirror, &movie, &request, &holds).await? {
                 Conditional::Held(tag) => Ok(Answer::NotModified(etag_of(&tag))),
                 Conditional::Fresh(frame) => Ok(Answer::Image {
+                    frame: frame.frame,
                     etag: etag_of(&frame.version_tag),
                     value: frame.value,
                     tier: frame.served_from,
@@ -274,6 +280,7 @@ fn into_response(answer: Answer, state: &AppState, started: Instant) -> HttpResp
         }
         Answer::Image {
             value,
+            frame,
             etag,
             tier,
             timings,
@@ -281,6 +288,7 @@ fn into_response(answer: Answer, state: &AppState, started: Instant) -> HttpResp
             let mut response = HttpResponse::Ok();
             response
                 .content_type(value.content_type())
+                .insert_header((FRAME_HEADER, frame.to_string()))
                 .insert_header((header::ETAG, etag))
                 .insert_header((header::CACHE_CONTROL, CACHE_CONTROL_IMMUTABLE))
                 .insert_header(tier_header(tier.as_str()));

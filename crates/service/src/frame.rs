@@ -11,7 +11,7 @@ use lazycache_origin::{Mirror, OriginFile, RelPath};
 use crate::error::{ServiceError, ServiceResult};
 use crate::keys::{MovieVersion, frame_key};
 use crate::metrics::Counted;
-use crate::request::{FrameOutput, FrameRequest, FrameSelector};
+use crate::request::{FrameOutput, FrameRequest, FrameSelector, Seek};
 use crate::service::{Conditional, Service, retry_if_changed};
 use crate::slots::blocking;
 
@@ -29,7 +29,8 @@ pub struct FrameTimings {
 /// An encoded frame and its provenance.
 pub struct FrameAnswer {
     pub value: CachedValue,
-    /// The frame's number (resolved from the time when asked by time).
+    /// The frame's number: resolved from the time when asked by time, the keyframe answered in
+    /// keyframe mode. A keyframe-mode answer is exact frame K, cached under K's own key.
     pub frame: u64,
     /// Changes whenever the bytes would (movie version, frame, every output option).
     pub version_tag: String,
@@ -73,15 +74,23 @@ impl Service {
         let started = Instant::now();
         let file = mirror.open_file(path).await?;
         let version = MovieVersion::of(mirror.url().as_str(), &file);
-        let (number, movie, metadata_time) = match request.selector {
-            FrameSelector::Number(number) => (
+        // Times and keyframe mode need the index to know which frame; exact numbers do not
+        // until the frame is missing from every tier.
+        let (number, movie, metadata_time) = match (request.selector, request.seek) {
+            (FrameSelector::Number(number), Seek::Exact) => (
                 number,
                 MovieSource::Unread(version.clone(), file),
                 Duration::ZERO,
             ),
-            FrameSelector::Time(seconds) => {
+            (selector, seek) => {
                 let loaded = self.load_movie(version.clone(), file).await?;
-                let number = loaded.movie.frame_at_time(seconds)?;
+                let mut number = match selector {
+                    FrameSelector::Number(number) => number,
+                    FrameSelector::Time(seconds) => loaded.movie.frame_at_time(seconds)?,
+                };
+                if seek == Seek::Keyframe {
+                    number = loaded.movie.keyframe_at_or_before(number)?;
+                }
                 (number, MovieSource::Loaded(loaded.movie), loaded.elapsed)
             }
         };
@@ -158,6 +167,10 @@ impl Service {
         metrics
             .decode_seconds
             .observe(encoded.decode_time.as_secs_f64());
+        metrics
+            .decodes
+            .with_label_values(&[encoded.decode_path.as_str()])
+            .inc();
         metrics
             .encode_seconds
             .observe(encoded.encode_time.as_secs_f64());

@@ -19,12 +19,12 @@ pub use frame::{FrameAnswer, FrameTimings};
 pub use keys::{MovieVersion, frame_key, metadata_key};
 pub use metrics::{Counted, ServiceMetrics};
 pub use movies::{LoadedMovie, MetadataAnswer};
-pub use request::{FrameOutput, FrameRequest, FrameSelector, OutputParams, split_extension};
+pub use request::{FrameOutput, FrameRequest, FrameSelector, OutputParams, Seek, split_extension};
 pub use service::{Conditional, DEFAULT_MOVIE_EXTENSIONS, Service, ServiceOptions, ServiceParts};
 pub use source::{OriginSource, source_error};
 
 /// The vocabulary the front doors share with the service: paths, mirrors, listings and files of
 /// the origins; cached values and where they came from; output formats; library versions.
 pub use lazycache_cache::{CachedValue, ServedFrom, TieredCache};
-pub use lazycache_decode::{Format, ffmpeg_versions};
+pub use lazycache_decode::{Format, WarmSettings, ffmpeg_versions};
 pub use lazycache_origin::{Listing, Mirror, OriginFile, RelPath};

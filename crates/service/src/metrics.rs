@@ -2,7 +2,7 @@
 //! decodes in flight and waiting, queue rejections, origin traffic.
 
 use lazycache_origin::OriginStats;
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Metrics registered by the service.
 #[derive(Clone)]
@@ -13,6 +13,10 @@ pub struct ServiceMetrics {
     pub decodes_in_flight: IntGauge,
     pub decodes_waiting: IntGauge,
     pub decode_queue_rejections: IntCounter,
+    /// Frames decoded, by how: `cold` (from the keyframe), `continued` (a kept long-GOP
+    /// decoder went on), `kept` (a kept decoder had produced the picture already).
+    pub decodes: IntCounterVec,
+    decoder_state_bytes: IntGauge,
     origin_range_requests: IntGauge,
     origin_range_bytes: IntGauge,
     origin_list_requests: IntGauge,
@@ -50,6 +54,15 @@ impl ServiceMetrics {
             .namespace("lazycache"),
         )?;
         registry.register(Box::new(rejections.clone()))?;
+        let decodes = IntCounterVec::new(
+            Opts::new(
+                "decodes_total",
+                "Frames decoded: cold from the keyframe, continued from a kept decoder, or kept",
+            )
+            .namespace("lazycache"),
+            &["path"],
+        )?;
+        registry.register(Box::new(decodes.clone()))?;
         Ok(Self {
             decode_seconds: histogram("decode_seconds", "Time to decode one frame")?,
             encode_seconds: histogram("encode_seconds", "Time to render and encode one frame")?,
@@ -57,6 +70,11 @@ impl ServiceMetrics {
             decodes_in_flight: gauge("decodes_in_flight", "Decodes running now")?,
             decodes_waiting: gauge("decodes_waiting", "Requests waiting for a decode slot")?,
             decode_queue_rejections: rejections,
+            decodes,
+            decoder_state_bytes: gauge(
+                "decoder_state_bytes",
+                "Estimated bytes of the long-GOP decoder states kept now",
+            )?,
             origin_range_requests: gauge(
                 "origin_range_requests",
                 "Range requests sent to origins since start",
@@ -81,8 +99,11 @@ impl ServiceMetrics {
         })
     }
 
-    /// Copies the origin counters into their gauges (done at each scrape).
-    pub fn observe_origin(&self, stats: OriginStats) {
+    /// Copies the origin counters and the kept decoder states' size into their gauges (done at
+    /// each scrape).
+    pub fn observe(&self, stats: OriginStats, decoder_state_bytes: u64) {
+        self.decoder_state_bytes
+            .set(i64::try_from(decoder_state_bytes).unwrap_or(i64::MAX));
         let set =
             |gauge: &IntGauge, value: u64| gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
         set(&self.origin_range_requests, stats.range_requests);

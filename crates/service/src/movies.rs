@@ -171,6 +171,7 @@ impl Service {
             *tier = lookup.served_from;
         }
         let index = MovieIndex::from_bytes(lookup.value.bytes())?;
-        Ok(Movie::with_index(byte_source, index, inner.limits.clone())?)
+        Ok(Movie::with_index(byte_source, index, inner.limits.clone())?
+            .with_warm_pool(Arc::clone(&inner.warm)))
     }
 }

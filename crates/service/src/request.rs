@@ -96,10 +96,35 @@ impl FrameOutput {
     }
 }
 
+/// How exactly the frame asked for must be the one answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Seek {
+    /// Exactly frame N (the default).
+    #[default]
+    Exact,
+    /// `?seek=keyframe`: the nearest shown keyframe at or before N, named in the answer —
+    /// no decoding of the frames between, for speed over exactness.
+    Keyframe,
+}
+
+impl Seek {
+    /// `exact` or `keyframe`; none means exact.
+    pub fn parse(text: Option<&str>) -> ServiceResult<Self> {
+        match given(text) {
+            None | Some("exact") => Ok(Self::Exact),
+            Some("keyframe") => Ok(Self::Keyframe),
+            Some(other) => Err(ServiceError::BadRequest(format!(
+                "seek must be exact or keyframe, not {other:?}"
+            ))),
+        }
+    }
+}
+
 /// One frame of one movie, as an image.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FrameRequest {
     pub selector: FrameSelector,
+    pub seek: Seek,
     pub output: FrameOutput,
 }
 

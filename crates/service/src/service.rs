@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use lazycache_cache::TieredCache;
-use lazycache_decode::Limits;
+use lazycache_decode::{Limits, WarmPool, WarmSettings};
 use lazycache_origin::{Listing, Mirror, OriginFile, RangeCache, RelPath};
 use prometheus::Registry;
 use tokio::runtime::Handle;
@@ -34,6 +34,8 @@ pub struct ServiceOptions {
     /// `--listing-ttl`: also how long a movie version that cannot be served is remembered as
     /// such, so asking again reads nothing from the origin.
     pub listing_ttl: Duration,
+    /// `--decoder-state-memory` and the idle time of kept long-GOP decoder states.
+    pub warm: WarmSettings,
 }
 
 impl Default for ServiceOptions {
@@ -47,6 +49,7 @@ impl Default for ServiceOptions {
                 .map(|e| (*e).to_owned())
                 .collect(),
             listing_ttl: Duration::from_secs(300),
+            warm: WarmSettings::default(),
         }
     }
 }
@@ -90,6 +93,8 @@ pub(crate) struct Inner {
     pub io: Handle,
     pub slots: DecodeSlots,
     pub movies: MovieTable,
+    /// Long-GOP decoder states kept for the next frame of the same movie.
+    pub warm: Arc<WarmPool>,
 }
 
 impl Service {
@@ -102,6 +107,7 @@ impl Service {
             parts.options.decode_queue_timeout,
         );
         let movies = MovieTable::new(parts.options.listing_ttl);
+        let warm = Arc::new(WarmPool::new(parts.options.warm));
         Ok(Self {
             inner: Arc::new(Inner {
                 mirrors: parts.mirrors,
@@ -113,6 +119,7 @@ impl Service {
                 io: parts.io,
                 slots,
                 movies,
+                warm,
             }),
         })
     }
@@ -153,9 +160,12 @@ impl Service {
         &self.inner.io
     }
 
-    /// Copies the origin counters into their gauges (at each metrics scrape).
-    pub fn observe_origin(&self) {
-        self.inner.metrics.observe_origin(self.inner.ranges.stats());
+    /// Copies the origin counters and the kept decoder states' bytes into their gauges (at each
+    /// metrics scrape).
+    pub fn observe_gauges(&self) {
+        self.inner
+            .metrics
+            .observe(self.inner.ranges.stats(), self.inner.warm.bytes());
     }
 
     /// The mirror whose go-lazycache prefix starts `path_after_v1`, and the path inside it.

@@ -64,9 +64,32 @@ pub(crate) fn allowed_decoder(id: ffi::AVCodecID) -> Result<*const ffi::AVCodec>
 /// A decoded picture in the codec's own pixel format, with its colour description.
 pub struct DecodedFrame {
     pub(crate) frame: frame::Video,
+    pub(crate) path: DecodePath,
+}
+
+/// How a frame was decoded: from its keyframe, by continuing a kept decoder, or as a picture a
+/// kept decoder had produced already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodePath {
+    Cold,
+    Continued,
+    Kept,
+}
+
+impl DecodePath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cold => "cold",
+            Self::Continued => "continued",
+            Self::Kept => "kept",
+        }
+    }
 }
 
 impl DecodedFrame {
+    pub fn path(&self) -> DecodePath {
+        self.path
+    }
     pub fn width(&self) -> u32 {
         self.frame.width()
     }
@@ -123,8 +146,8 @@ pub(crate) fn decode_frame(
             limits,
             deadline,
         };
-        if let Some(frame) = warm::decode(&attempt, pool, movie, order_pos)? {
-            return Ok(DecodedFrame { frame });
+        if let Some((frame, path)) = warm::decode(&attempt, pool, movie, order_pos)? {
+            return Ok(DecodedFrame { frame, path });
         }
     }
     let mut start = target;
@@ -151,7 +174,10 @@ pub(crate) fn decode_frame(
             demuxed::decode(&attempt, start)?
         };
         if let Some(frame) = found {
-            return Ok(DecodedFrame { frame });
+            return Ok(DecodedFrame {
+                frame,
+                path: DecodePath::Cold,
+            });
         }
         if start == 0 {
             break;

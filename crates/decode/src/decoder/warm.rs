@@ -6,7 +6,7 @@ use ffmpeg_next::frame;
 
 use super::direct::feed_samples;
 use super::warm_pool::{Lease, Shown, Want, WarmPool, WarmState, state_bytes};
-use super::{Attempt, check_deadline, keyframe_before, make_catcher};
+use super::{Attempt, DecodePath, check_deadline, keyframe_before, make_catcher};
 use crate::error::{Error, Result};
 use crate::index::{MovieIndex, Sample};
 
@@ -24,7 +24,7 @@ pub(super) fn decode(
     pool: &WarmPool,
     movie: u64,
     order_pos: usize,
-) -> Result<Option<frame::Video>> {
+) -> Result<Option<(frame::Video, DecodePath)>> {
     let Attempt {
         index,
         target,
@@ -42,8 +42,13 @@ pub(super) fn decode(
         cold_start,
     };
     let mut checkout = match pool.lease(want, deadline)? {
-        Lease::Picture(picture) => return Ok(Some(picture)),
+        Lease::Picture(picture) => return Ok(Some((picture, DecodePath::Kept))),
         Lease::Decode(checkout) => checkout,
+    };
+    let path = if checkout.state.is_some() {
+        DecodePath::Continued
+    } else {
+        DecodePath::Cold
     };
     let mut state = match checkout.state.take() {
         Some(mut state) => {
@@ -70,7 +75,7 @@ pub(super) fn decode(
     if found.is_some() {
         checkout.give_back(state);
     }
-    Ok(found)
+    Ok(found.map(|frame| (frame, path)))
 }
 
 /// Feeds `state` from where it stands through the target and the lookahead, then a sample at a
