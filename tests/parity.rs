@@ -80,7 +80,10 @@ fn cli_and_http_give_the_same_bytes_and_the_same_errors() {
         ),
         ("time/2.5.jpg", &["--time", "2.5"]),
         ("time/00:00:01.000.png", &["--time", "00:00:01.000"]),
-        ("frame/100.png?seek=keyframe", &["100", "--seek", "keyframe"]),
+        (
+            "frame/100.png?seek=keyframe",
+            &["100", "--seek", "keyframe"],
+        ),
     ];
     for (path, args) in cases {
         let ext = path
