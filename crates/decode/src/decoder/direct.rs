@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use ffmpeg_next::frame;
 
 use super::{Attempt, FrameCatcher, check_deadline, finish_attempt, make_catcher, packet_for};
@@ -53,32 +54,59 @@ pub(super) fn feed_samples(
     for span in read_spans(samples) {
         check_deadline(deadline, limits)?;
         let run = samples.get(span).unwrap_or_default();
-        let (Some(first), Some(last)) = (run.first(), run.last()) else {
-            continue;
-        };
-        let offset = u64::try_from(first.pos).map_err(|_| outside_the_file())?;
-        let len = u64::try_from(last.pos)
-            .ok()
-            .and_then(|pos| pos.checked_add(u64::from(last.size)))
-            .and_then(|end| end.checked_sub(offset))
-            .and_then(|len| usize::try_from(len).ok())
-            .ok_or_else(outside_the_file)?;
-        let bytes = source.read_at(offset, len)?;
-        if bytes.len() < len {
-            return Err(Error::Truncated(format!(
-                "the file ends inside the sample at byte {offset}"
-            )));
-        }
-        for sample in run {
-            let data = u64::try_from(sample.pos)
-                .ok()
-                .and_then(|pos| usize::try_from(pos.checked_sub(offset)?).ok())
-                .and_then(|from| bytes.get(from..from.checked_add(sample.size as usize)?))
-                .ok_or_else(outside_the_file)?;
-            catcher.feed(&packet_for(sample, data))?;
+        for (sample, data) in run.iter().zip(read_run(source, run)?) {
+            catcher.feed(&packet_for(sample, &data))?;
         }
     }
     Ok(())
+}
+
+/// Reads `samples` like [`feed_samples`], returning each one's bytes (slices of the reads).
+pub(super) fn read_samples(
+    source: &Arc<dyn ByteSource>,
+    samples: &[Sample],
+    deadline: Instant,
+    limits: &Limits,
+) -> Result<Vec<Bytes>> {
+    let mut data = Vec::with_capacity(samples.len());
+    for span in read_spans(samples) {
+        check_deadline(deadline, limits)?;
+        data.extend(read_run(source, samples.get(span).unwrap_or_default())?);
+    }
+    Ok(data)
+}
+
+/// One range read covering `run` (samples close together), cut into the samples' bytes.
+fn read_run(source: &Arc<dyn ByteSource>, run: &[Sample]) -> Result<Vec<Bytes>> {
+    let (Some(first), Some(last)) = (run.first(), run.last()) else {
+        return Ok(Vec::new());
+    };
+    let offset = u64::try_from(first.pos).map_err(|_| outside_the_file())?;
+    let len = u64::try_from(last.pos)
+        .ok()
+        .and_then(|pos| pos.checked_add(u64::from(last.size)))
+        .and_then(|end| end.checked_sub(offset))
+        .and_then(|len| usize::try_from(len).ok())
+        .ok_or_else(outside_the_file)?;
+    let bytes = source.read_at(offset, len)?;
+    if bytes.len() < len {
+        return Err(Error::Truncated(format!(
+            "the file ends inside the sample at byte {offset}"
+        )));
+    }
+    run.iter()
+        .map(|sample| {
+            let from = u64::try_from(sample.pos)
+                .ok()
+                .and_then(|pos| usize::try_from(pos.checked_sub(offset)?).ok())
+                .ok_or_else(outside_the_file)?;
+            let to = from
+                .checked_add(sample.size as usize)
+                .filter(|to| *to <= bytes.len())
+                .ok_or_else(outside_the_file)?;
+            Ok(bytes.slice(from..to))
+        })
+        .collect()
 }
 
 /// Groups consecutive samples into ranges of `samples` read with one request each.

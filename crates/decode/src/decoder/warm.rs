@@ -1,12 +1,13 @@
 //! Warm decoding of long-GOP MOV/MP4 frames: continue a kept decoder (or start one at the
 //! keyframe), feed range-read samples until the target picture comes out — a few samples past
-//! it rather than a flush, so the decoder stays usable — and keep the state for the next frame.
+//! it rather than a flush, so the decoder stays usable — and keep the state, with the samples
+//! read ahead but not fed yet, for the next frame.
 
 use ffmpeg_next::frame;
 
-use super::direct::feed_samples;
+use super::direct::read_samples;
 use super::warm_pool::{Lease, Shown, Want, WarmPool, WarmState, state_bytes};
-use super::{Attempt, DecodePath, check_deadline, keyframe_before, make_catcher};
+use super::{Attempt, DecodePath, check_deadline, keyframe_before, make_catcher, packet_for};
 use crate::error::{Error, Result};
 use crate::index::{MovieIndex, Sample};
 
@@ -66,8 +67,9 @@ pub(super) fn decode(
             WarmState {
                 catcher,
                 next_feed: cold_start,
+                pending: Default::default(),
                 reusable: true,
-                bytes,
+                bytes: bytes + LOOKAHEAD_BYTES,
             }
         }
     };
@@ -78,29 +80,37 @@ pub(super) fn decode(
     Ok(found.map(|frame| (frame, path)))
 }
 
-/// Feeds `state` from where it stands through the target and the lookahead, then a sample at a
-/// time until the target comes out or the movie ends (then flushed: not kept).
+/// Feeds `state` a sample at a time until the target comes out, reading ahead in runs (the
+/// target plus a lookahead, so the pictures the decoder holds back for reordering come out
+/// without another request); samples read but not needed yet stay with the state. At the end of
+/// the movie the decoder is flushed (and not kept).
 fn advance(attempt: &Attempt<'_>, state: &mut WarmState) -> Result<Option<frame::Video>> {
     let Attempt {
         source,
         index,
         target,
+        target_pts,
         limits,
         deadline,
-        ..
     } = *attempt;
     let samples = &index.samples;
     let first_feed = state.next_feed;
-    let planned_end = lookahead_end(samples, target.max(first_feed));
-    let target_pts = attempt.target_pts;
-    while state.catcher.found.is_none() || state.next_feed <= planned_end {
-        check_deadline(deadline, limits)?;
+    while state.catcher.found.is_none() {
         let shown_past = state.catcher.shown.as_ref().and_then(Shown::last_pts);
-        if state.catcher.found.is_none() && shown_past.is_some_and(|pts| pts > target_pts) {
+        if shown_past.is_some_and(|pts| pts > target_pts) {
             // Pictures come out in pts order: the target was skipped (a leading picture of an
             // open GOP) and will not come.
             return Ok(None);
         }
+        if let Some(data) = state.pending.pop_front() {
+            let sample = samples
+                .get(state.next_feed)
+                .ok_or_else(|| Error::BadIndex("a frame outside the index".into()))?;
+            state.catcher.feed(&packet_for(sample, &data))?;
+            state.next_feed += 1;
+            continue;
+        }
+        check_deadline(deadline, limits)?;
         if state.next_feed >= samples.len() {
             state.reusable = false;
             state.catcher.finish()?;
@@ -112,16 +122,11 @@ fn advance(attempt: &Attempt<'_>, state: &mut WarmState) -> Result<Option<frame:
                 limits.max_decode_packets
             )));
         }
-        let end = if state.next_feed <= planned_end {
-            planned_end
-        } else {
-            state.next_feed
-        };
+        let end = lookahead_end(samples, target.max(state.next_feed));
         let run = samples
             .get(state.next_feed..=end)
             .ok_or_else(|| Error::BadIndex("a frame outside the index".into()))?;
-        feed_samples(source, run, &mut state.catcher, deadline, limits)?;
-        state.next_feed = end + 1;
+        state.pending = read_samples(source, run, deadline, limits)?.into();
     }
     Ok(state.catcher.found.take())
 }

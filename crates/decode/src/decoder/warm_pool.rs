@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use ffmpeg_next::{ffi, frame};
 
 use super::FrameCatcher;
@@ -42,6 +43,8 @@ impl Default for WarmSettings {
 pub(crate) struct WarmState {
     pub(crate) catcher: FrameCatcher,
     pub(crate) next_feed: usize,
+    /// Bytes of samples `next_feed..`, read ahead and not fed yet.
+    pub(crate) pending: VecDeque<Bytes>,
     /// False once the decoder was flushed (end of the movie): not kept.
     pub(crate) reusable: bool,
     pub(crate) bytes: u64,
