@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer};
 use anyhow::{Context, Result};
-use lazycache_cache::{CacheConfig, SettingNames, TieredCache};
+use lazycache_cache::{CacheConfig, SettingNames, SigningKey, TieredCache};
 use lazycache_decode::Limits;
 use lazycache_http::{AppState, HttpOptions};
 use lazycache_origin::{HttpConfig, Mirror, OriginConfig, RangeCache, RangeCacheConfig};
@@ -134,6 +134,15 @@ async fn open_cache(config: &ServeConfig, registry: &Registry) -> Result<TieredC
         config.object_store.as_deref(),
     );
     cache_config.compute_timeout = config.request_timeout;
+    if let (Some(options), Some(secret)) = (
+        cache_config.object_store.as_mut(),
+        config.cache_signing_key.as_deref(),
+    ) {
+        options.signing_key = Some(
+            SigningKey::new(secret.as_bytes())
+                .map_err(|e| anyhow::anyhow!("--cache-signing-key: {e}"))?,
+        );
+    }
     cache_config.setting_names = SettingNames {
         memory: "--memory-cache-size",
         disk: "--cache-dir",

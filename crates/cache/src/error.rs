@@ -21,6 +21,8 @@ pub enum CacheError {
     },
     #[error("cannot register cache metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("the cache signing key is empty")]
+    InvalidSigningKey,
 }
 
 /// One operation on one tier failed. The read-through chain logs, counts and swallows these.

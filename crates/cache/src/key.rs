@@ -14,11 +14,21 @@ use std::fmt::{self, Write as _};
 /// v2: mirrors are named by their URL without credentials (v1 keys could carry a password).
 pub const KEY_FORMAT_VERSION: u32 = 2;
 
-/// What a cached value is: its kind and the canonical rendering of its fields.
+/// What a cached value is: its kind and the canonical rendering of its fields, and what its
+/// value must look like (see [`CacheKey::expecting`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     kind: &'static str,
     canonical: String,
+    expected: Option<Expected>,
+}
+
+/// What the caller knows of a key's value before reading it: its content type and a bound on
+/// its size. A shared tier is not trusted to say either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Expected {
+    pub content_type: &'static str,
+    pub max_bytes: u64,
 }
 
 impl CacheKey {
@@ -31,7 +41,26 @@ impl CacheKey {
         for (name, value) in fields {
             let _ = write!(canonical, " {name}={}:{value}", value.len());
         }
-        Self { kind, canonical }
+        Self {
+            kind,
+            canonical,
+            expected: None,
+        }
+    }
+
+    /// The same key, saying that its value is `content_type` and at most `max_bytes` long: the
+    /// object-store tier then answers that content type whatever the object's metadata says,
+    /// and ignores, unread, an object larger than the bound. Not part of the canonical form.
+    pub fn expecting(mut self, content_type: &'static str, max_bytes: u64) -> Self {
+        self.expected = Some(Expected {
+            content_type,
+            max_bytes,
+        });
+        self
+    }
+
+    pub fn expected(&self) -> Option<Expected> {
+        self.expected
     }
 
     /// The key's kind, also the object-store folder of its values.

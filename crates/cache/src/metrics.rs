@@ -33,8 +33,10 @@ pub struct TierMetrics {
     pub stored_bytes: IntGauge,
     pub evictions: IntCounter,
     pub errors: IntCounter,
-    /// Entries that failed their integrity check and were discarded.
+    /// Entries that failed their integrity check (or signature) and were discarded or ignored.
     pub corrupt_entries: IntCounter,
+    /// Object-store entries ignored, unread, for being larger than their key's bound.
+    pub oversized_entries: IntCounter,
     /// Writes waiting in (or being done by) the write-behind queue.
     pub queue_depth: IntGauge,
     /// Writes dropped because the write-behind queue was full.
@@ -56,6 +58,7 @@ struct Families {
     evictions: IntCounterVec,
     errors: IntCounterVec,
     corrupt_entries: IntCounterVec,
+    oversized_entries: IntCounterVec,
     queue_depth: IntGaugeVec,
     dropped_writes: IntCounterVec,
     available: IntGaugeVec,
@@ -97,7 +100,13 @@ impl CacheMetrics {
             corrupt_entries: counters(
                 registry,
                 "corrupt_entries_total",
-                "Entries that failed their integrity check and were discarded",
+                "Entries that failed their integrity check or signature and were not used",
+                tier,
+            )?,
+            oversized_entries: counters(
+                registry,
+                "oversized_entries_total",
+                "Entries ignored unread for being larger than their kind's bound",
                 tier,
             )?,
             queue_depth: gauges(
@@ -171,6 +180,7 @@ impl Families {
             evictions: self.evictions.with_label_values(&label),
             errors: self.errors.with_label_values(&label),
             corrupt_entries: self.corrupt_entries.with_label_values(&label),
+            oversized_entries: self.oversized_entries.with_label_values(&label),
             queue_depth: self.queue_depth.with_label_values(&label),
             dropped_queue_full: self
                 .dropped_writes

@@ -5,17 +5,25 @@
 //! checked on read. object_store's local file store cannot keep a content type, so there each
 //! object is the self-describing disk entry format instead. Every operation is bounded by a
 //! timeout, so a stalled store costs at most that much before the tier is disabled.
+//!
+//! A shared bucket is not trusted blindly: a value's content type comes from its key (never from
+//! the object), an object larger than its key's bound is ignored unread, an entry that fails its
+//! check is a miss — counted, and never deleted, since another instance may see it differently —
+//! and with a signing key every entry carries an HMAC-SHA256 over its key and bytes (object
+//! metadata, or a trailer after a file entry) without which it is a miss.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use hmac::{Hmac, Mac};
 use lazycache_store::{ClientSettings, Scheme};
 use object_store::path::Path as StorePath;
 use object_store::{
     Attribute, AttributeValue, Attributes, BackoffConfig, ObjectStore, PutOptions, PutPayload,
     RetryConfig,
 };
+use sha2::Sha256;
 use url::Url;
 
 use crate::envelope;
@@ -27,6 +35,52 @@ use crate::value::CachedValue;
 
 /// User-metadata name of the value's CRC-32 on cloud objects.
 const CHECKSUM_METADATA: &str = "lazycache-crc32";
+/// User-metadata name of the entry's HMAC-SHA256 (hex) on cloud objects.
+const SIGNATURE_METADATA: &str = "lazycache-hmac-sha256";
+/// Content type of a value whose key does not say (no caller of the server does that).
+const UNKNOWN_CONTENT_TYPE: &str = "application/octet-stream";
+/// Bytes of an HMAC-SHA256.
+const SIGNATURE_LEN: usize = 32;
+
+/// `--cache-signing-key`: the secret that signs object-store entries. Never shown.
+#[derive(Clone)]
+pub struct SigningKey(Hmac<Sha256>);
+
+impl SigningKey {
+    /// Refuses an empty secret.
+    pub fn new(secret: &[u8]) -> Result<Self, CacheError> {
+        if secret.is_empty() {
+            return Err(CacheError::InvalidSigningKey);
+        }
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+            .map_err(|_| CacheError::InvalidSigningKey)?;
+        Ok(Self(mac))
+    }
+
+    /// HMAC-SHA256 over the key's canonical form, a zero byte, and the stored bytes.
+    fn mac(&self, key: &CacheKey, bytes: &[u8]) -> Hmac<Sha256> {
+        let mut mac = self.0.clone();
+        mac.update(key.canonical().as_bytes());
+        mac.update(&[0]);
+        mac.update(bytes);
+        mac
+    }
+
+    fn sign(&self, key: &CacheKey, bytes: &[u8]) -> [u8; SIGNATURE_LEN] {
+        self.mac(key, bytes).finalize().into_bytes().into()
+    }
+
+    /// Constant-time comparison with `signature`.
+    fn verify(&self, key: &CacheKey, bytes: &[u8], signature: &[u8]) -> bool {
+        self.mac(key, bytes).verify_slice(signature).is_ok()
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(<redacted>)")
+    }
+}
 
 /// How to reach the object store.
 #[derive(Debug, Clone)]
@@ -39,6 +93,8 @@ pub struct ObjectStoreOptions {
     pub gcs_emulator_host: Option<String>,
     /// Upper bound of one operation, retries included.
     pub operation_timeout: Duration,
+    /// Sign entries, and take only correctly signed ones.
+    pub signing_key: Option<SigningKey>,
 }
 
 impl ObjectStoreOptions {
@@ -48,6 +104,7 @@ impl ObjectStoreOptions {
             url: url.into(),
             gcs_emulator_host: lazycache_store::gcs_emulator_from_env(),
             operation_timeout: Duration::from_secs(10),
+            signing_key: None,
         }
     }
 }
@@ -69,6 +126,7 @@ pub struct ObjectStoreTier {
     layout: ObjectLayout,
     url: String,
     timeout: Duration,
+    signing_key: Option<SigningKey>,
     metrics: TierMetrics,
 }
 
@@ -101,12 +159,17 @@ impl ObjectStoreTier {
             layout,
             url: options.url.clone(),
             timeout,
+            signing_key: options.signing_key.clone(),
             metrics,
         })
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    pub fn metrics(&self) -> &TierMetrics {
+        &self.metrics
     }
 
     /// Checks that the store answers (a lookup of an object that does not exist).
@@ -132,30 +195,54 @@ impl ObjectStoreTier {
         }
     }
 
-    async fn fetch(&self, path: &StorePath) -> Result<Option<(Bytes, Attributes)>, TierError> {
+    /// The object at `path`, unless it is missing or larger than `max_bytes` (then not read).
+    async fn fetch(&self, path: &StorePath, max_bytes: u64) -> Result<Fetched, TierError> {
         let fetched = self
             .bounded(async {
                 let result = self.store.get(path).await?;
+                if result.meta.size > max_bytes {
+                    return Ok(Fetched::TooLarge(result.meta.size));
+                }
                 let attributes = result.attributes.clone();
-                Ok((result.bytes().await?, attributes))
+                Ok(Fetched::Found(result.bytes().await?, attributes))
             })
             .await;
         match fetched {
-            Ok(found) => Ok(Some(found)),
-            Err(TierError::ObjectStore(object_store::Error::NotFound { .. })) => Ok(None),
-            Err(error) => Err(error),
+            Err(TierError::ObjectStore(object_store::Error::NotFound { .. })) => {
+                Ok(Fetched::Missing)
+            }
+            other => other,
         }
     }
 
+    /// The value in an object, or why it is not taken.
     fn decode(
         &self,
         key: &CacheKey,
         body: Bytes,
         attributes: &Attributes,
     ) -> Result<CachedValue, String> {
+        let content_type = key
+            .expected()
+            .map_or(UNKNOWN_CONTENT_TYPE, |expected| expected.content_type);
         match self.layout {
             ObjectLayout::Envelope => {
-                envelope::decode(body, key.canonical()).map_err(|e| e.to_string())
+                let body = match &self.signing_key {
+                    Some(signing) => {
+                        let split = body
+                            .len()
+                            .checked_sub(SIGNATURE_LEN)
+                            .ok_or("no signature")?;
+                        let (entry, signature) = (body.slice(..split), body.slice(split..));
+                        if !signing.verify(key, &entry, &signature) {
+                            return Err("bad or missing signature".into());
+                        }
+                        entry
+                    }
+                    None => body,
+                };
+                let value = envelope::decode(body, key.canonical()).map_err(|e| e.to_string())?;
+                Ok(CachedValue::new(content_type, value.bytes().clone()))
             }
             ObjectLayout::Attributes => {
                 let checksum = attributes
@@ -164,13 +251,26 @@ impl ObjectStoreTier {
                 if checksum.as_ref() != crc32_hex(&body) {
                     return Err("checksum mismatch".into());
                 }
-                let content_type = attributes
-                    .get(&Attribute::ContentType)
-                    .ok_or("no content type")?;
-                Ok(CachedValue::new(content_type.as_ref(), body))
+                if let Some(signing) = &self.signing_key {
+                    let signature = attributes
+                        .get(&Attribute::Metadata(SIGNATURE_METADATA.into()))
+                        .and_then(|hex| from_hex(hex.as_ref()))
+                        .ok_or("no signature")?;
+                    if !signing.verify(key, &body, &signature) {
+                        return Err("bad signature".into());
+                    }
+                }
+                Ok(CachedValue::new(content_type, body))
             }
         }
     }
+}
+
+/// What a lookup found in the store.
+enum Fetched {
+    Missing,
+    TooLarge(u64),
+    Found(Bytes, Attributes),
 }
 
 impl Tier for ObjectStoreTier {
@@ -180,15 +280,25 @@ impl Tier for ObjectStoreTier {
 
     async fn get(&self, key: &CacheKey) -> Result<Option<CachedValue>, TierError> {
         let path = self.object_path(key);
-        let Some((body, attributes)) = self.fetch(&path).await? else {
-            return Ok(None);
+        let max_bytes = key
+            .expected()
+            .map_or(u64::MAX, |expected| expected.max_bytes);
+        let (body, attributes) = match self.fetch(&path, max_bytes).await? {
+            Fetched::Missing => return Ok(None),
+            Fetched::TooLarge(size) => {
+                tracing::warn!(object = %path, size, max_bytes, "ignoring an oversized object-store entry");
+                self.metrics.oversized_entries.inc();
+                return Ok(None);
+            }
+            Fetched::Found(body, attributes) => (body, attributes),
         };
         match self.decode(key, body, &attributes) {
             Ok(value) => Ok(Some(value)),
             Err(problem) => {
-                tracing::warn!(object = %path, %problem, "discarding damaged object-store entry");
+                // A miss, not a deletion: the entry is shared, and another instance (another
+                // version, another signing key) may read it fine.
+                tracing::warn!(object = %path, %problem, "ignoring an object-store entry that fails its check");
                 self.metrics.corrupt_entries.inc();
-                self.remove(key).await?;
                 Ok(None)
             }
         }
@@ -197,7 +307,14 @@ impl Tier for ObjectStoreTier {
     async fn put(&self, key: &CacheKey, value: &CachedValue) -> Result<(), TierError> {
         let path = self.object_path(key);
         let (payload, attributes) = match self.layout {
-            ObjectLayout::Envelope => (envelope::encode(key.canonical(), value), Attributes::new()),
+            ObjectLayout::Envelope => {
+                let mut entry = envelope::encode(key.canonical(), value);
+                if let Some(signing) = &self.signing_key {
+                    let signature = signing.sign(key, &entry);
+                    entry = [entry, Bytes::copy_from_slice(&signature)].concat().into();
+                }
+                (entry, Attributes::new())
+            }
             ObjectLayout::Attributes => {
                 let mut attributes = Attributes::new();
                 attributes.insert(
@@ -208,6 +325,12 @@ impl Tier for ObjectStoreTier {
                     Attribute::Metadata(CHECKSUM_METADATA.into()),
                     AttributeValue::from(crc32_hex(value.bytes())),
                 );
+                if let Some(signing) = &self.signing_key {
+                    attributes.insert(
+                        Attribute::Metadata(SIGNATURE_METADATA.into()),
+                        AttributeValue::from(to_hex(&signing.sign(key, value.bytes()))),
+                    );
+                }
                 (value.bytes().clone(), attributes)
             }
         };
@@ -256,4 +379,18 @@ fn client_settings(options: &ObjectStoreOptions) -> ClientSettings {
 
 fn crc32_hex(bytes: &[u8]) -> String {
     format!("{:08x}", crc32fast::hash(bytes))
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
 }

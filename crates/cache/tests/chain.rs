@@ -152,13 +152,15 @@ async fn fresh_instance_reads_metadata_from_the_shared_gcs_bucket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcs_objects_are_the_raw_bytes_with_their_content_type() {
+    // The object carries the value's content type (for people browsing the bucket); reading
+    // it back, the cache takes the type from the key.
     let gcs = fake_gcs("raw");
     let cache = open(with_object_store(
         memory_only(16 << 20),
         gcs_options(&gcs.url, "raw"),
     ))
     .await;
-    let jpeg = CachedValue::new("image/jpeg", common::payload(3, 2_000));
+    let jpeg = CachedValue::new("image/png", common::payload(3, 2_000));
     let stored = jpeg.clone();
     bounded(cache.get_or_compute(&frame_key(3), move || async move {
         Ok::<_, ComputeError>(stored)
@@ -174,7 +176,7 @@ async fn gcs_objects_are_the_raw_bytes_with_their_content_type() {
     );
     let response = bounded(reqwest::get(&object)).await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    assert_eq!(response.headers()["content-type"], "image/png");
     assert_eq!(bounded(response.bytes()).await.unwrap(), jpeg.bytes());
 }
 
@@ -514,6 +516,7 @@ async fn bad_object_store_url_is_refused_naming_the_option() {
                 url: url.into(),
                 gcs_emulator_host: None,
                 operation_timeout: Duration::from_secs(1),
+                signing_key: None,
             },
         );
         let error = TieredCache::open(config, &prometheus::Registry::new())

@@ -12,6 +12,15 @@ const METADATA_REVISION: u32 = 2;
 /// Bump when the same frame request would now give other bytes.
 const FRAME_REVISION: u32 = 1;
 
+/// The content type of a cached movie index.
+pub(crate) const INDEX_CONTENT_TYPE: &str = "application/x-lazycache-movie-index";
+/// The largest index a shared tier may hand over: a million samples (`Limits::max_samples`) at
+/// well under 64 bytes each in postcard, plus codec parameters.
+const INDEX_MAX_BYTES: u64 = 64 << 20;
+/// The largest frame a shared tier may hand over: an 8192×8192 picture (the largest source) as
+/// RGBA, plus the little PNG, BMP or `.npy` framing adds.
+const FRAME_MAX_BYTES: u64 = 8192 * 8192 * 4 + (4 << 20);
+
 /// One version of one movie: the mirror (its URL without credentials, or its name), the path
 /// inside it, and the origin's validator, so a changed file never answers from old entries.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -44,7 +53,7 @@ pub fn metadata_key(movie: &MovieVersion) -> CacheKey {
     let revision = METADATA_REVISION.to_string();
     let mut fields = movie.fields().to_vec();
     fields.push(("revision", &revision));
-    CacheKey::new("metadata", &fields)
+    CacheKey::new("metadata", &fields).expecting(INDEX_CONTENT_TYPE, INDEX_MAX_BYTES)
 }
 
 /// The key of one encoded frame of a movie version.
@@ -70,7 +79,7 @@ pub fn frame_key(movie: &MovieVersion, frame: u64, output: &FrameOutput) -> Cach
         ("quality", &quality),
         ("revision", &revision),
     ]);
-    CacheKey::new("frame", &fields)
+    CacheKey::new("frame", &fields).expecting(output.format.content_type(), FRAME_MAX_BYTES)
 }
 
 #[cfg(test)]
@@ -110,6 +119,10 @@ mod tests {
         );
         let metadata = metadata_key(&movie());
         assert_eq!(metadata.kind(), "metadata");
-        assert!(metadata.canonical().ends_with("revision=1:1"));
+        assert!(metadata.canonical().ends_with("revision=1:2"));
+        assert_eq!(
+            key.and_then(|key| key.expected()).map(|e| e.content_type),
+            Some("image/jpeg")
+        );
     }
 }

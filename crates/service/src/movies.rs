@@ -11,7 +11,7 @@ use lazycache_decode::{Metadata, Movie, MovieIndex};
 use lazycache_origin::{Mirror, OriginFile, RelPath};
 
 use crate::error::{ServiceError, ServiceResult};
-use crate::keys::{MovieVersion, metadata_key};
+use crate::keys::{INDEX_CONTENT_TYPE, MovieVersion, metadata_key};
 use crate::service::{Conditional, Service, retry_if_changed};
 use crate::slots::blocking;
 use crate::source::OriginSource;
@@ -21,7 +21,6 @@ use crate::source::OriginSource;
 const PARSED_MOVIE_BYTES: u64 = 256 << 20;
 /// Movie versions remembered as unservable; each entry is a key and a short message.
 const UNSERVABLE_MOVIES: u64 = 10_000;
-const INDEX_CONTENT_TYPE: &str = "application/x-lazycache-movie-index";
 
 /// Parsed indexes by the canonical form of their metadata key, one copy each, weighed by bytes;
 /// and the movie versions that cannot be served, remembered for the listing TTL (SPEC §4).

@@ -25,7 +25,11 @@ pub fn frame_key(n: u64) -> CacheKey {
             ("format", "png"),
         ],
     )
+    .expecting("image/png", FRAME_BOUND)
 }
+
+/// The size bound the test keys declare for frames.
+pub const FRAME_BOUND: u64 = 8 << 20;
 
 pub fn metadata_key(path: &str) -> CacheKey {
     CacheKey::new(
@@ -36,6 +40,7 @@ pub fn metadata_key(path: &str) -> CacheKey {
             ("validator", "\"etag-1\""),
         ],
     )
+    .expecting("application/json", 1 << 20)
 }
 
 /// Deterministic bytes for `seed`, so a reader can check exactly what it got.
@@ -90,6 +95,7 @@ pub fn gcs_options(emulator: &str, bucket: &str) -> ObjectStoreOptions {
         url: format!("gs://{bucket}/lazycache"),
         gcs_emulator_host: Some(emulator.to_string()),
         operation_timeout: Duration::from_secs(3),
+        signing_key: None,
     }
 }
 
@@ -99,6 +105,7 @@ pub fn file_store_options(dir: &Path) -> ObjectStoreOptions {
         url: format!("file://{}", dir.display()),
         gcs_emulator_host: None,
         operation_timeout: Duration::from_secs(3),
+        signing_key: None,
     }
 }
 
