@@ -330,6 +330,11 @@ impl Demuxer {
         self.state.error.take()
     }
 
+    /// Bytes fetched from the source so far (known bytes included, zero-filled ranges not).
+    pub fn fetched(&self) -> u64 {
+        self.state.fetched
+    }
+
     pub fn ctx(&mut self) -> *mut ffi::AVFormatContext {
         self.ctx
     }

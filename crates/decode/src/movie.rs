@@ -26,6 +26,12 @@ pub struct Metadata {
     pub height: u32,
     pub frame_rate: f64,
     pub codec: String,
+    /// How frame numbers are known: "samples" (every sample is indexed: exact for any stream) or
+    /// "constant-rate" (from the first frame's time and the frame rate, the container having no
+    /// cheap sample table: exact for constant-rate streams), or "constant-rate-assumed" when the
+    /// stream's stated rates disagree, so it may not be constant-rate.
+    #[serde(default)]
+    pub frame_numbers: String,
 }
 
 /// An encoded frame and where its time went.
@@ -100,7 +106,7 @@ impl Movie {
     }
 
     pub fn frame_count(&self) -> u64 {
-        self.presentation.len() as u64
+        self.index.frame_count(self.presentation.len())
     }
 
     pub fn metadata(&self) -> Metadata {
@@ -117,6 +123,12 @@ impl Movie {
                 0.0
             },
             codec: self.index.codec.codec.clone(),
+            frame_numbers: match &self.index.timeline {
+                None => "samples",
+                Some(t) if t.constant_rate => "constant-rate",
+                Some(_) => "constant-rate-assumed",
+            }
+            .to_owned(),
         }
     }
 
@@ -130,6 +142,11 @@ impl Movie {
             });
         }
         let (num, den) = self.index.time_base;
+        if let Some(timeline) = &self.index.timeline {
+            let offset = (seconds * f64::from(den) / f64::from(num.max(1))).floor() as i64;
+            let frame = timeline.frame_at(timeline.first_pts.saturating_add(offset));
+            return Ok(frame.saturating_add(1).min(self.frame_count()));
+        }
         let pts_of = |i: &u32| self.index.samples.get(*i as usize).map(|s| s.pts);
         // An index always shows a frame (see `MovieIndex::check`); answer "outside" if not.
         let Some(first) = self.presentation.first().and_then(pts_of) else {

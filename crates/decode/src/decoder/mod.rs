@@ -3,6 +3,7 @@
 
 mod demuxed;
 mod direct;
+mod timeline;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -91,6 +92,10 @@ pub fn decode_frame(
     order_pos: usize,
     limits: &Limits,
 ) -> Result<DecodedFrame> {
+    if let Some(timeline) = &index.timeline {
+        let frame = timeline::decode(source, index, timeline, order_pos, limits)?;
+        return Ok(DecodedFrame { frame });
+    }
     let out_of_range = || Error::FrameOutOfRange {
         frame: order_pos as u64 + 1,
         count: presentation.len() as u64,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ffmpeg_next::ffi;
 
+use super::lazy;
 use super::model::{
     CodecParams, INDEX_FORMAT_VERSION, MovieIndex, Sample, check_picture_size, check_samples_inside,
 };
@@ -23,20 +24,31 @@ use crate::source::ByteSource;
 pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex> {
     let file_size = source.len();
     let validator = source.validator().to_owned();
+    let is_mov = avio::demuxer_for(&*source)? == MOV_DEMUXER;
+    // Other containers larger than `scan_whole_up_to` are indexed from their own structures,
+    // within the index budget (2% of the file or 4 MiB); smaller ones by one packet scan.
+    let lazy = !is_mov && file_size > limits.scan_whole_up_to;
     // A MOV/MP4's atoms are checked before FFmpeg allocates anything for them.
-    let known = if avio::demuxer_for(&*source)? == MOV_DEMUXER {
+    let known = if is_mov {
         mp4_boxes::check_movie(&*source, limits)?
     } else {
         KnownBytes::default()
     };
-    let mut demuxer = Demuxer::open(source, known, limits.max_index_bytes, limits.decode_timeout)?;
+    let fetch_cap = if is_mov {
+        limits.max_index_bytes
+    } else {
+        limits.index_budget(file_size)
+    };
+    let mut demuxer = Demuxer::open(Arc::clone(&source), known, fetch_cap, limits.decode_timeout)?;
     let container = demuxer.format_name();
-    let is_mov = container.split(',').any(|name| name == "mov");
     let ctx = demuxer.ctx();
     // SAFETY: ctx is an open format context owned by `demuxer` for this whole function.
     unsafe {
         // MOV's sample tables carry the codec parameters; elsewhere FFmpeg must look at packets.
         if !is_mov {
+            if lazy {
+                (*ctx).probesize = lazy::stream_probe_bytes(fetch_cap);
+            }
             let ret = ffi::avformat_find_stream_info(ctx, ptr::null_mut());
             if ret < 0 {
                 return Err(demuxer.open_error(ret));
@@ -81,6 +93,8 @@ pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex>
         }
         let frame_rate = pick_frame_rate(st);
 
+        let mut timeline = None;
+        let mut direct_reads = is_mov;
         let samples = if is_mov {
             let entries = mov_index_entries(st, limits)?;
             check_samples_inside(&entries, file_size)?;
@@ -93,14 +107,41 @@ pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex>
                 let scanned = scan_packets(&mut demuxer, stream_index, limits)?;
                 with_scanned_pts(entries, &scanned)?
             }
+        } else if lazy {
+            let found = lazy::frames(
+                &mut demuxer,
+                &*source,
+                &lazy::Stream {
+                    st,
+                    index: stream_index,
+                    intra_only,
+                    frame_rate,
+                    fetch_cap,
+                },
+                limits,
+            )?;
+            match found {
+                lazy::Frames::Samples { samples, direct } => {
+                    direct_reads = direct;
+                    samples
+                }
+                lazy::Frames::Timeline(found) => {
+                    timeline = Some(found);
+                    Vec::new()
+                }
+                lazy::Frames::Scan => scan_packets(&mut demuxer, stream_index, limits)?,
+            }
         } else {
             scan_packets(&mut demuxer, stream_index, limits)?
         };
-        if samples.is_empty() {
+        if samples.is_empty() && timeline.is_none() {
             return Err(Error::NotAMovie("the video stream has no frames".into()));
         }
-        let duration = container_duration(ctx, st)
-            .unwrap_or_else(|| samples_span(&samples, time_base, frame_rate));
+        let duration = match &timeline {
+            Some(t) => lazy::timeline_seconds(t, time_base),
+            None => container_duration(ctx, st)
+                .unwrap_or_else(|| samples_span(&samples, time_base, frame_rate)),
+        };
         let index = MovieIndex {
             version: INDEX_FORMAT_VERSION,
             container,
@@ -113,7 +154,8 @@ pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex>
             frame_rate,
             duration,
             samples,
-            direct_reads: is_mov,
+            direct_reads,
+            timeline,
         };
         index.check(limits)?;
         Ok(index)
@@ -291,7 +333,7 @@ unsafe fn cstr_or_empty(p: *const std::ffi::c_char) -> String {
     }
 }
 
-unsafe fn pick_frame_rate(st: *const ffi::AVStream) -> (i32, i32) {
+pub(super) unsafe fn pick_frame_rate(st: *const ffi::AVStream) -> (i32, i32) {
     // SAFETY: st is a valid stream of an open context.
     let (avg, real) = unsafe { ((*st).avg_frame_rate, (*st).r_frame_rate) };
     if avg.num > 0 && avg.den > 0 {
