@@ -4,6 +4,7 @@
 mod demuxed;
 mod direct;
 mod timeline;
+mod ts_seek;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -9,7 +9,7 @@ use std::time::Instant;
 use ffmpeg_next::{ffi, frame};
 
 use super::demuxed::open_stream;
-use super::{check_deadline, open_decoder};
+use super::{check_deadline, open_decoder, ts_seek};
 use crate::error::{Error, Result, av_error_string};
 use crate::index::{MovieIndex, Timeline};
 use crate::limits::Limits;
@@ -123,7 +123,32 @@ fn attempt(goal: &Goal<'_>, start: &Start) -> Result<Outcome> {
     } = *goal;
     let stream_index = index.stream_index;
     let mut demuxer = open_stream(source, index, limits)?;
-    if !start.from_start {
+    // Packets before this byte position are left over from the demuxer's first reads.
+    let mut min_pos = -1;
+    let is_mpegts = index.container == "mpegts";
+    if !start.from_start && is_mpegts {
+        // SAFETY: the context is open; the stream index was checked by `open_stream`.
+        let pid = unsafe { (**(*demuxer.ctx()).streams.add(stream_index as usize)).id };
+        let found =
+            ts_seek::keyframe_before(&**source, pid, timeline, start.seek_to, limits, deadline)?;
+        if let Some(found) = found {
+            let pos = i64::try_from(found.key.pos).unwrap_or(i64::MAX);
+            demuxer.add_known_bytes(found.read);
+            // SAFETY: the context is open and owned by `demuxer`.
+            let sought = unsafe {
+                ffi::avformat_seek_file(demuxer.ctx(), -1, pos, pos, pos, ffi::AVSEEK_FLAG_BYTE)
+            };
+            if sought >= 0 {
+                min_pos = pos;
+            } else {
+                if let Some(e) = demuxer.take_io_error() {
+                    return Err(e);
+                }
+                demuxer = open_stream(source, index, limits)?;
+            }
+        }
+    }
+    if !start.from_start && min_pos < 0 {
         if index.container.split(',').any(|name| name == "matroska") {
             // Matroska's seek to the last Cue reads on to the end of the file, looking for a
             // later one: an entry for the end itself (never sought: no frame is shown there)
@@ -197,7 +222,7 @@ fn attempt(goal: &Goal<'_>, start: &Start) -> Result<Outcome> {
         let pts = packet.pts().or(packet.dts());
         let start_key = match key {
             Some(k) => k,
-            None if !packet.is_key() => {
+            None if !packet.is_key() || (packet.position() as i64) < min_pos => {
                 // Packets before the first keyframe after the seek point cannot be decoded.
                 skipped += 1;
                 if skipped > limits.max_decode_packets {
