@@ -266,7 +266,11 @@ fn fragmented_mp4_h264() {
     // next atom's head), so this movie's 64 fragments cost 65 reads, not a handful.
     let fragments = top_level_atoms(&fixtures::large_path("large_h264_fragmented.mp4"), b"moof");
     assert_eq!(fragments, 64);
-    check_with("large_h264_fragmented.mp4", "segment_h264.mkv", fragments + 2);
+    check_with(
+        "large_h264_fragmented.mp4",
+        "segment_h264.mkv",
+        fragments + 2,
+    );
 }
 
 /// The small fixtures (scanned whole by default) through the lazy index instead: the same frame
