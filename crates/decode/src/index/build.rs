@@ -48,6 +48,9 @@ pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex>
         if !is_mov {
             if lazy {
                 (*ctx).probesize = lazy::stream_probe_bytes(fetch_cap);
+                // MPEG-TS: `lazy` reads the last time from the tail itself (covering B-frames,
+                // which FFmpeg's estimate misses), so FFmpeg need not read the tail too.
+                (*ctx).skip_estimate_duration_from_pts = 1;
             }
             let ret = ffi::avformat_find_stream_info(ctx, ptr::null_mut());
             if ret < 0 {
