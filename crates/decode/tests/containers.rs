@@ -378,3 +378,65 @@ fn top_level_atoms(path: &Path, kind: &[u8; 4]) -> u64 {
     }
     count
 }
+
+/// A Matroska file without Cues (written to a pipe, as live recordings are) has no index to use:
+/// it is scanned as a small file is, within `max_index_bytes` — and refused at once, without
+/// reading it, when it is larger than that.
+#[test]
+fn matroska_without_cues_is_scanned_within_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let piped = dir.path().join("cueless.mkv");
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ffmpeg -hide_banner -loglevel error -nostdin -i '{}' -map 0:v -c copy -f matroska - > '{}'",
+            fixtures::large_path("segment_h264.mkv").display(),
+            piped.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    // The segment has Cues: its frames come through the lazy index.
+    let full = Movie::open(
+        Arc::new(FileSource::open(fixtures::large_path("segment_h264.mkv")).unwrap()),
+        Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(full.metadata().frame_numbers, "constant-rate");
+    let source = Counting::open(&piped);
+    let movie = Movie::open(source.clone(), Limits::default()).unwrap();
+    assert_eq!(movie.metadata().frame_numbers, "samples");
+    assert_eq!(movie.frame_count(), full.frame_count());
+    for n in [1, 61, 100, full.frame_count()] {
+        let a = movie
+            .frame(
+                n,
+                &RenderOptions::default(),
+                lazycache_decode::Format::Png,
+                None,
+            )
+            .unwrap();
+        let b = full
+            .frame(
+                n,
+                &RenderOptions::default(),
+                lazycache_decode::Format::Png,
+                None,
+            )
+            .unwrap();
+        assert!(a.bytes == b.bytes, "frame {n} differs");
+    }
+    source.take();
+    let small_cap = Limits {
+        max_index_bytes: source.len() - 1,
+        ..Limits::default()
+    };
+    match Movie::open(source.clone(), small_cap) {
+        Err(lazycache_decode::Error::IndexTooLarge(message)) => {
+            assert!(message.contains("bytes"), "{message}")
+        }
+        other => panic!("expected IndexTooLarge, got {:?}", other.err()),
+    }
+    let (bytes, _) = source.take();
+    assert!(bytes <= 4 * MIB, "read {bytes} of {}", source.len());
+}

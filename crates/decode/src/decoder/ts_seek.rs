@@ -84,8 +84,7 @@ pub(super) fn keyframe_before(
         let bytes = read_through(source, &mut read, start, (end + 188).min(size))?;
         let key = mpegts::pes_starts(&bytes, start, pid)
             .into_iter()
-            .filter(|s| s.pos < end && s.random_access && time(s.pts) <= target)
-            .next_back();
+            .rfind(|s| s.pos < end && s.random_access && time(s.pts) <= target);
         if let Some(key) = key {
             return Ok(Some(Found { key, read }));
         }

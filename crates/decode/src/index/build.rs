@@ -22,22 +22,49 @@ use crate::source::ByteSource;
 /// Builds the index of `source`'s best video stream, reading as little as the container allows:
 /// for MOV/MP4 only the atom headers and the moov atom.
 pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex> {
-    let file_size = source.len();
-    let validator = source.validator().to_owned();
     let is_mov = avio::demuxer_for(&*source)? == MOV_DEMUXER;
     // Other containers larger than `scan_whole_up_to` are indexed from their own structures,
     // within the index budget (2% of the file or 4 MiB); smaller ones by one packet scan.
-    let lazy = !is_mov && file_size > limits.scan_whole_up_to;
+    let lazy = !is_mov && source.len() > limits.scan_whole_up_to;
+    let scannable = source.len() <= limits.max_index_bytes;
+    match build_with(Arc::clone(&source), limits, lazy) {
+        Ok(Some(index)) => return Ok(index),
+        // No index structure to use (a Matroska file without Cues, long-GOP AVI …), or one
+        // larger than the budget: the packet scan, within `max_index_bytes`, as for small files
+        // — when the whole file fits in it; else the scan could only fail, later.
+        Ok(None) | Err(Error::IndexTooLarge(_)) if lazy && scannable => {}
+        Ok(None) => {
+            return Err(Error::IndexTooLarge(format!(
+                "its container has no index to use here, and scanning it would read more than \
+                 {} bytes (the configured cap)",
+                limits.max_index_bytes
+            )));
+        }
+        Err(e) => return Err(e),
+    }
+    build_with(source, limits, false)?
+        .ok_or_else(|| Error::NotAMovie("the video stream has no frames".into()))
+}
+
+/// [`build`], lazily or by a packet scan; `None` when a lazy build finds no index to use.
+fn build_with(
+    source: Arc<dyn ByteSource>,
+    limits: &Limits,
+    lazy: bool,
+) -> Result<Option<MovieIndex>> {
+    let file_size = source.len();
+    let validator = source.validator().to_owned();
+    let is_mov = avio::demuxer_for(&*source)? == MOV_DEMUXER;
     // A MOV/MP4's atoms are checked before FFmpeg allocates anything for them.
     let known = if is_mov {
         mp4_boxes::check_movie(&*source, limits)?
     } else {
         KnownBytes::default()
     };
-    let fetch_cap = if is_mov {
-        limits.max_index_bytes
-    } else {
+    let fetch_cap = if lazy {
         limits.index_budget(file_size)
+    } else {
+        limits.max_index_bytes
     };
     let mut demuxer = Demuxer::open(Arc::clone(&source), known, fetch_cap, limits.decode_timeout)?;
     let container = demuxer.format_name();
@@ -132,7 +159,7 @@ pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex>
                     timeline = Some(found);
                     Vec::new()
                 }
-                lazy::Frames::Scan => scan_packets(&mut demuxer, stream_index, limits)?,
+                lazy::Frames::Scan => return Ok(None),
             }
         } else {
             scan_packets(&mut demuxer, stream_index, limits)?
@@ -161,7 +188,7 @@ pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex>
             timeline,
         };
         index.check(limits)?;
-        Ok(index)
+        Ok(Some(index))
     }
 }
 

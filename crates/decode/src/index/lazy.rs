@@ -32,7 +32,7 @@ pub(super) enum Frames {
     Samples { samples: Vec<Sample>, direct: bool },
     /// By time, from the first frame's time, the frame rate and the frame count.
     Timeline(Timeline),
-    /// No index to use: scan the packets (within the budget; a large file is refused).
+    /// No index to use: scan the packets (within `max_index_bytes`, as small files are).
     Scan,
 }
 
@@ -78,7 +78,7 @@ pub(super) unsafe fn frames(
 /// AVI: the demuxer loaded `idx1` (or the OpenDML `indx` chain) on open, one entry per chunk.
 /// An entry's position is its chunk header (four-cc and size): the payload is the 8 bytes after.
 /// For intra-only codecs that is every frame, read by range; for others the presentation times
-/// are only in the packets, so the file is scanned (within the budget).
+/// are only in the packets, so the file is scanned.
 unsafe fn avi(source: &dyn ByteSource, stream: &Stream, limits: &Limits) -> Result<Frames> {
     if !stream.intra_only {
         return Ok(Frames::Scan);
@@ -145,11 +145,22 @@ unsafe fn matroska(demuxer: &mut Demuxer, stream: &Stream, limits: &Limits) -> R
             return Err(e);
         }
         if sought < 0 {
-            return Err(Error::NotAMovie(
-                "the Matroska file has no usable Cues (keyframe index)".into(),
-            ));
+            return Ok(Frames::Scan);
         }
         let keyframes = keyframes(st, limits)?;
+        // Without Cues the demuxer only lists the keyframes it met reading the first clusters:
+        // then there is no index to use.
+        let (num, den) = frame_duration(stream).unwrap_or((1, 1));
+        let gap = (end_pts / 10).max(60 * i64::from(tb.den) / i64::from(tb.num.max(1)));
+        let listed_to_end = keyframes.last().is_some_and(|last| {
+            last.pts
+                .saturating_add(gap)
+                .saturating_add(num / den.max(1))
+                >= end_pts
+        });
+        if !listed_to_end {
+            return Ok(Frames::Scan);
+        }
         timeline(stream, first_pts(st, &keyframes), end_pts, keyframes)
     }
 }
