@@ -31,7 +31,8 @@ pub(super) struct Found {
 }
 
 /// The last random-access PES of `pid` whose time is at most `target`, at or before the frame
-/// in decode order; `None` when none is found within `limits.max_index_bytes` of backward reads.
+/// in decode order (before the PES that follows the frame's own, or the first one decoded after
+/// `target`); `None` when none is found within `limits.max_index_bytes` of backward reads.
 pub(super) fn keyframe_before(
     source: &dyn ByteSource,
     pid: i32,
@@ -45,6 +46,7 @@ pub(super) fn keyframe_before(
     let base = timeline.first_pts.saturating_sub(1 << 32);
     let time = |pts: i64| mpegts::unwrap_after(pts, base);
     let end_time = timeline.pts_of(timeline.frame_count);
+    let tolerance = timeline.tolerance().unsigned_abs();
     // Where the decode time passes the target: bracket it, interpolating by time.
     let mut low = (0u64, timeline.first_pts);
     let mut high = (size, end_time.max(timeline.first_pts + 1));
@@ -65,6 +67,14 @@ pub(super) fn keyframe_before(
             past = Some(high.0);
             break;
         };
+        // The frame's own PES, and the next one's start: where the frame's bytes end.
+        let own = starts
+            .iter()
+            .position(|s| time(s.pts).abs_diff(target) <= tolerance);
+        if let Some(next) = own.and_then(|i| starts.get(i + 1)) {
+            past = Some(next.pos);
+            break;
+        }
         if time(first.dts) > target {
             high = (first.pos, time(first.dts));
         } else if let Some(after) = starts.iter().find(|s| time(s.dts) > target) {
