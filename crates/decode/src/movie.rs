@@ -29,7 +29,7 @@ pub struct Metadata {
     /// How frame numbers are known: "samples" (every sample is indexed: exact for any stream) or
     /// "constant-rate" (from the first frame's time and the frame rate, the container having no
     /// cheap sample table: exact for constant-rate streams), or "constant-rate-assumed" when the
-    /// stream's stated rates disagree, so it may not be constant-rate.
+    /// stream's stated rates disagree or its keyframes or end lie off the rate's grid.
     #[serde(default)]
     pub frame_numbers: String,
 }

@@ -440,3 +440,57 @@ fn matroska_without_cues_is_scanned_within_the_cap() {
     let (bytes, _) = source.take();
     assert!(bytes <= 4 * MIB, "read {bytes} of {}", source.len());
 }
+
+/// A stream whose frames leave the frame rate's grid part-way (here by half a frame after frame
+/// 61: the rates FFmpeg states, from the first frames, still agree) is labelled
+/// "constant-rate-assumed": its keyframes listed in the Cues are off the grid.
+#[test]
+fn a_stream_off_its_frame_grid_is_labelled_constant_rate_assumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let shifted = dir.path().join("shifted.mkv");
+    let output = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-t",
+            "6",
+        ])
+        .args(["-vf", "settb=1/1000,setpts='if(gt(N\\,60)\\,PTS+20\\,PTS)'"])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "30"])
+        .args(["-enc_time_base:v", "1/1000", "-fps_mode", "passthrough"])
+        .arg(&shifted)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let lazy = Limits {
+        scan_whole_up_to: 0,
+        ..Limits::default()
+    };
+    let movie = Movie::open(Counting::open(&shifted), lazy).unwrap();
+    assert_eq!(movie.metadata().frame_numbers, "constant-rate-assumed");
+    // Frames before the shift are still exact.
+    let full = Movie::open(Counting::open(&shifted), Limits::default()).unwrap();
+    assert_eq!(full.metadata().frame_numbers, "samples");
+    for n in [1, 30, 61] {
+        let a = movie
+            .frame(
+                n,
+                &RenderOptions::default(),
+                lazycache_decode::Format::Png,
+                None,
+            )
+            .unwrap();
+        let b = full
+            .frame(
+                n,
+                &RenderOptions::default(),
+                lazycache_decode::Format::Png,
+                None,
+            )
+            .unwrap();
+        assert!(a.bytes == b.bytes, "frame {n} differs");
+    }
+}

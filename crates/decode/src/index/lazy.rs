@@ -236,13 +236,26 @@ fn timeline(stream: &Stream, first: i64, end: i64, keyframes: Vec<Keyframe>) -> 
         && real.num > 0
         && real.den > 0
         && i64::from(avg.num) * i64::from(real.den) == i64::from(real.num) * i64::from(avg.den);
-    Ok(Frames::Timeline(Timeline {
+    let mut timeline = Timeline {
         first_pts: first,
         frame_duration,
         frame_count,
         constant_rate,
         keyframes,
-    }))
+    };
+    // The rates agree at the start (stream analysis); the end and every listed keyframe must
+    // also lie on the frame grid (within a quarter frame, for the container's rounding), else
+    // the stream is not constant-rate throughout.
+    let tolerance = (i128::from(timeline.tolerance()) / 2).max(1);
+    let on_grid = |pts: i64| {
+        let i = timeline.frame_at(pts.saturating_add(timeline.tolerance()));
+        (i128::from(timeline.pts_of(i)) - i128::from(pts)).abs() <= tolerance
+    };
+    let end_on_grid =
+        (i128::from(timeline.pts_of(frame_count)) - i128::from(end)).abs() <= tolerance;
+    let keyframes_on_grid = timeline.keyframes.iter().all(|k| on_grid(k.pts));
+    timeline.constant_rate &= end_on_grid && keyframes_on_grid;
+    Ok(Frames::Timeline(timeline))
 }
 
 /// Time-base units per frame, as a reduced fraction, from the stream's frame rate.
