@@ -65,13 +65,18 @@ pub(super) fn decode(
             seek_to,
             from_start: seek_to <= timeline.first_pts,
         };
-        let earlier_than = match attempt(&goal, &tried)? {
+        let (earlier_than, overshot) = match attempt(&goal, &tried)? {
             Outcome::Found(frame) => return Ok(frame),
             _ if tried.from_start => break,
-            Outcome::Overshot(key) | Outcome::Missed(key) => key.min(seek_to),
+            Outcome::Overshot(key) => (key.min(seek_to), true),
+            Outcome::Missed(key) => (key.min(seek_to), false),
         };
         seek_to = match listed_before(earlier_than.saturating_sub(1)) {
             Some(pts) => pts,
+            // The keyframe before the one that did not yield the frame: the demuxer's seek (MXF's
+            // index tables, `ts_seek`) finds the last one before this time.
+            None if !overshot => earlier_than.saturating_sub(1),
+            // The seek landed after the keyframe wanted: further back.
             None => {
                 let earlier = earlier_than.min(target).saturating_sub(back);
                 back = back.saturating_mul(2);
