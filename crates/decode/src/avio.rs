@@ -330,6 +330,19 @@ impl Demuxer {
         self.state.error.take()
     }
 
+    /// From now on, answer reads of these bytes from memory: they were read from the source
+    /// already (see `decoder/ts_seek.rs`).
+    pub fn add_known_bytes(&mut self, known: KnownBytes) {
+        for (start, bytes) in known.pieces {
+            self.state.known.insert(start, bytes);
+        }
+    }
+
+    /// Bytes fetched from the source so far (known bytes included, zero-filled ranges not).
+    pub fn fetched(&self) -> u64 {
+        self.state.fetched
+    }
+
     pub fn ctx(&mut self) -> *mut ffi::AVFormatContext {
         self.ctx
     }

@@ -13,6 +13,7 @@ pub mod index;
 pub mod limits;
 pub mod movie;
 mod mp4_boxes;
+mod mpegts;
 pub mod render;
 pub mod source;
 

@@ -7,8 +7,13 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Bytes the decoder may read from the origin to build a movie's index (the moov atom, or a
-    /// full scan of a container without one).
+    /// full scan of a container without one); other containers read at most
+    /// [`Limits::index_budget`], which this caps too.
     pub max_index_bytes: u64,
+    /// Movies in containers without a sample table (Matroska/WebM, AVI, MXF, MPEG-TS) no larger
+    /// than this are indexed by one packet scan (every sample, read within the index budget);
+    /// larger ones from the container's own index structures (see `index/lazy.rs`).
+    pub scan_whole_up_to: u64,
     /// Video samples (frames) one movie may have, and — because memory follows them — the most
     /// samples any one track of a MOV/MP4 may declare before FFmpeg builds its table for it.
     ///
@@ -33,6 +38,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_index_bytes: 256 * 1024 * 1024,
+            scan_whole_up_to: INDEX_FLOOR_BYTES,
             max_samples: 1_000_000,
             max_decode_packets: 4096,
             decode_timeout: Duration::from_secs(60),
@@ -41,6 +47,23 @@ impl Default for Limits {
         }
     }
 }
+
+impl Limits {
+    /// Bytes a movie's metadata may read outside MOV/MP4: 2% of the file or
+    /// [`INDEX_FLOOR_BYTES`], whichever is larger (SPEC §4, Index reads), within
+    /// `max_index_bytes`.
+    pub fn index_budget(&self, file_size: u64) -> u64 {
+        (file_size / INDEX_SHARE_DIVISOR)
+            .max(INDEX_FLOOR_BYTES)
+            .min(self.max_index_bytes)
+    }
+}
+
+/// The index budget's floor: small files may read this much (SPEC §4).
+pub const INDEX_FLOOR_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The index budget's share of a large file: one fiftieth, 2% (SPEC §4).
+pub const INDEX_SHARE_DIVISOR: u64 = 50;
 
 /// Bytes FFmpeg may look at to confirm the container the file's extension names
 /// (`format_probesize`). Every container we open announces itself in its first kilobytes; this

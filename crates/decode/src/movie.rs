@@ -28,6 +28,12 @@ pub struct Metadata {
     pub height: u32,
     pub frame_rate: f64,
     pub codec: String,
+    /// How frame numbers are known: "samples" (every sample is indexed: exact for any stream) or
+    /// "constant-rate" (from the first frame's time and the frame rate, the container having no
+    /// cheap sample table: exact for constant-rate streams), or "constant-rate-assumed" when the
+    /// stream's stated rates disagree or its keyframes or end lie off the rate's grid.
+    #[serde(default)]
+    pub frame_numbers: String,
 }
 
 /// An encoded frame and where its time went.
@@ -118,7 +124,7 @@ impl Movie {
     }
 
     pub fn frame_count(&self) -> u64 {
-        self.presentation.len() as u64
+        self.index.frame_count(self.presentation.len())
     }
 
     pub fn metadata(&self) -> Metadata {
@@ -135,6 +141,12 @@ impl Movie {
                 0.0
             },
             codec: self.index.codec.codec.clone(),
+            frame_numbers: match &self.index.timeline {
+                None => "samples",
+                Some(t) if t.constant_rate => "constant-rate",
+                Some(_) => "constant-rate-assumed",
+            }
+            .to_owned(),
         }
     }
 
@@ -148,6 +160,11 @@ impl Movie {
             });
         }
         let (num, den) = self.index.time_base;
+        if let Some(timeline) = &self.index.timeline {
+            let offset = (seconds * f64::from(den) / f64::from(num.max(1))).floor() as i64;
+            let frame = timeline.frame_at(timeline.first_pts.saturating_add(offset));
+            return Ok(frame.saturating_add(1).min(self.frame_count()));
+        }
         let pts_of = |i: &u32| self.index.samples.get(*i as usize).map(|s| s.pts);
         // An index always shows a frame (see `MovieIndex::check`); answer "outside" if not.
         let Some(first) = self.presentation.first().and_then(pts_of) else {
@@ -202,8 +219,24 @@ impl Movie {
 
     /// The nearest shown keyframe at or before frame `frame` (both 1-based): what
     /// `?seek=keyframe` answers, decodable without any frame before it.
+    ///
+    /// Where the index lists no keyframes (MXF and MPEG-TS timelines: their keyframes are found
+    /// only by reading), the frame itself, decoded exactly.
     pub fn keyframe_at_or_before(&self, frame: u64) -> Result<u64> {
         self.check_frame(frame)?;
+        if let Some(timeline) = &self.index.timeline {
+            let shown = timeline
+                .pts_of(frame - 1)
+                .saturating_add(timeline.tolerance());
+            let keyframe = timeline
+                .keyframes
+                .iter()
+                .rev()
+                .find(|keyframe| keyframe.pts <= shown);
+            return Ok(keyframe.map_or(frame, |keyframe| {
+                (timeline.frame_at(keyframe.pts) + 1).min(frame)
+            }));
+        }
         let pts_at = |position: usize| {
             let sample = *self.presentation.get(position)? as usize;
             self.index.samples.get(sample)

@@ -30,6 +30,10 @@ const ROOT: FourCc = *b"root";
 const FIRST_READ: u64 = 16 * 1024;
 /// An atom's start: its header (64-bit size included) and FFmpeg's peek at its first child.
 const HEAD: u64 = 16;
+/// Read at an atom's start when its head is not known yet: a movie fragment's `moof` (a few
+/// hundred bytes) and the next atom's head come with it, so a fragmented movie costs one read per
+/// fragment, not two.
+const HEAD_READ: u64 = 4 * 1024;
 /// Nesting FFmpeg accepts below the top level ("Atoms too deeply nested" past it).
 const MAX_DEPTH: usize = 10;
 /// FFmpeg's `max_stts_delta`: larger sample durations are read as 1.
@@ -77,7 +81,10 @@ pub(crate) fn check_movie(source: &dyn ByteSource, limits: &Limits) -> Result<Kn
     while pos.checked_add(8).is_some_and(|end| end <= file_size) {
         reader.check_deadline()?;
         let remaining = file_size - pos;
-        let head = reader.read(pos, HEAD.min(remaining))?;
+        let head = match reader.known.at(pos) {
+            Some(known) if known.len() as u64 >= HEAD.min(remaining) => known,
+            _ => reader.read(pos, HEAD_READ.min(remaining))?,
+        };
         let Some(header) = Header::parse(&head, remaining) else {
             break;
         };

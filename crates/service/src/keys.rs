@@ -7,8 +7,8 @@ use lazycache_origin::OriginFile;
 
 use crate::request::FrameOutput;
 
-/// Bump when the cached index bytes change form.
-const METADATA_REVISION: u32 = 2;
+/// Bump when the cached index bytes change form (with `lazycache_decode::INDEX_FORMAT_VERSION`).
+const METADATA_REVISION: u32 = 3;
 /// Bump when the same frame request would now give other bytes.
 const FRAME_REVISION: u32 = 1;
 
@@ -119,7 +119,11 @@ mod tests {
         );
         let metadata = metadata_key(&movie());
         assert_eq!(metadata.kind(), "metadata");
-        assert!(metadata.canonical().ends_with("revision=1:2"));
+        assert!(
+            metadata
+                .canonical()
+                .ends_with(&format!("revision=1:{METADATA_REVISION}"))
+        );
         assert_eq!(
             key.and_then(|key| key.expected()).map(|e| e.content_type),
             Some("image/jpeg")

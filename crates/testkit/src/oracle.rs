@@ -132,3 +132,40 @@ pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
         10.0 * (255.0 * 255.0 / mse).log10()
     }
 }
+
+/// One video packet as ffprobe lists it, in decode (file) order.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketInfo {
+    pub pts: i64,
+    pub size: u64,
+    pub keyframe: bool,
+}
+
+/// The video packets of `path` in decode order (ffprobe `-show_packets`).
+pub fn packets(path: &Path) -> Vec<PacketInfo> {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_packets"])
+        .args(["-show_entries", "packet=pts,dts,size,flags", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe (Debian package ffmpeg)");
+    assert!(
+        output.status.success(),
+        "ffprobe failed on {}",
+        path.display()
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("ffprobe JSON");
+    json["packets"]
+        .as_array()
+        .expect("packets")
+        .iter()
+        .map(|p| PacketInfo {
+            pts: p["pts"]
+                .as_i64()
+                .or_else(|| p["dts"].as_i64())
+                .expect("pts or dts"),
+            size: number(&p["size"]) as u64,
+            keyframe: p["flags"].as_str().unwrap_or_default().starts_with('K'),
+        })
+        .collect()
+}

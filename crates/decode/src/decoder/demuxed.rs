@@ -121,7 +121,7 @@ pub(super) fn decode(attempt: &Attempt<'_>, start: usize) -> Result<Option<frame
 }
 
 /// A fresh demuxer at the start of the movie, reading only the indexed video stream.
-fn open_stream(
+pub(super) fn open_stream(
     source: &Arc<dyn ByteSource>,
     index: &MovieIndex,
     limits: &Limits,

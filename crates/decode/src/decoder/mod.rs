@@ -3,6 +3,8 @@
 
 mod demuxed;
 mod direct;
+mod timeline;
+mod ts_seek;
 mod warm;
 pub(crate) mod warm_pool;
 
@@ -126,6 +128,13 @@ pub(crate) fn decode_frame(
     limits: &Limits,
     warm: Option<WarmMovie<'_>>,
 ) -> Result<DecodedFrame> {
+    if let Some(timeline) = &index.timeline {
+        let frame = timeline::decode(source, index, timeline, order_pos, limits)?;
+        return Ok(DecodedFrame {
+            frame,
+            path: DecodePath::Cold,
+        });
+    }
     let out_of_range = || Error::FrameOutOfRange {
         frame: order_pos as u64 + 1,
         count: presentation.len() as u64,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ffmpeg_next::ffi;
 
+use super::lazy;
 use super::model::{
     CodecParams, INDEX_FORMAT_VERSION, MovieIndex, Sample, check_picture_size, check_samples_inside,
 };
@@ -21,22 +22,63 @@ use crate::source::ByteSource;
 /// Builds the index of `source`'s best video stream, reading as little as the container allows:
 /// for MOV/MP4 only the atom headers and the moov atom.
 pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex> {
+    let is_mov = avio::demuxer_for(&*source)? == MOV_DEMUXER;
+    // Other containers larger than `scan_whole_up_to` are indexed from their own structures,
+    // within the index budget (2% of the file or 4 MiB); smaller ones by one packet scan.
+    let lazy = !is_mov && source.len() > limits.scan_whole_up_to;
+    let scannable = source.len() <= limits.max_index_bytes;
+    match build_with(Arc::clone(&source), limits, lazy) {
+        Ok(Some(index)) => return Ok(index),
+        // No index structure to use (a Matroska file without Cues, long-GOP AVI …), or one
+        // larger than the budget: the packet scan, within `max_index_bytes`, as for small files
+        // — when the whole file fits in it; else the scan could only fail, later.
+        Ok(None) | Err(Error::IndexTooLarge(_)) if lazy && scannable => {}
+        Ok(None) => {
+            return Err(Error::IndexTooLarge(format!(
+                "its container has no index to use here, and scanning it would read more than \
+                 {} bytes (the configured cap)",
+                limits.max_index_bytes
+            )));
+        }
+        Err(e) => return Err(e),
+    }
+    build_with(source, limits, false)?
+        .ok_or_else(|| Error::NotAMovie("the video stream has no frames".into()))
+}
+
+/// [`build`], lazily or by a packet scan; `None` when a lazy build finds no index to use.
+fn build_with(
+    source: Arc<dyn ByteSource>,
+    limits: &Limits,
+    lazy: bool,
+) -> Result<Option<MovieIndex>> {
     let file_size = source.len();
     let validator = source.validator().to_owned();
+    let is_mov = avio::demuxer_for(&*source)? == MOV_DEMUXER;
     // A MOV/MP4's atoms are checked before FFmpeg allocates anything for them.
-    let known = if avio::demuxer_for(&*source)? == MOV_DEMUXER {
+    let known = if is_mov {
         mp4_boxes::check_movie(&*source, limits)?
     } else {
         KnownBytes::default()
     };
-    let mut demuxer = Demuxer::open(source, known, limits.max_index_bytes, limits.decode_timeout)?;
+    let fetch_cap = if lazy {
+        limits.index_budget(file_size)
+    } else {
+        limits.max_index_bytes
+    };
+    let mut demuxer = Demuxer::open(Arc::clone(&source), known, fetch_cap, limits.decode_timeout)?;
     let container = demuxer.format_name();
-    let is_mov = container.split(',').any(|name| name == "mov");
     let ctx = demuxer.ctx();
     // SAFETY: ctx is an open format context owned by `demuxer` for this whole function.
     unsafe {
         // MOV's sample tables carry the codec parameters; elsewhere FFmpeg must look at packets.
         if !is_mov {
+            if lazy {
+                (*ctx).probesize = lazy::stream_probe_bytes(fetch_cap);
+                // MPEG-TS: `lazy` reads the last time from the tail itself (covering B-frames,
+                // which FFmpeg's estimate misses), so FFmpeg need not read the tail too.
+                (*ctx).skip_estimate_duration_from_pts = 1;
+            }
             let ret = ffi::avformat_find_stream_info(ctx, ptr::null_mut());
             if ret < 0 {
                 return Err(demuxer.open_error(ret));
@@ -81,6 +123,8 @@ pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex>
         }
         let frame_rate = pick_frame_rate(st);
 
+        let mut timeline = None;
+        let mut direct_reads = is_mov;
         let samples = if is_mov {
             let entries = mov_index_entries(st, limits)?;
             check_samples_inside(&entries, file_size)?;
@@ -93,14 +137,41 @@ pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex>
                 let scanned = scan_packets(&mut demuxer, stream_index, limits)?;
                 with_scanned_pts(entries, &scanned)?
             }
+        } else if lazy {
+            let found = lazy::frames(
+                &mut demuxer,
+                &*source,
+                &lazy::Stream {
+                    st,
+                    index: stream_index,
+                    intra_only,
+                    frame_rate,
+                    fetch_cap,
+                },
+                limits,
+            )?;
+            match found {
+                lazy::Frames::Samples { samples, direct } => {
+                    direct_reads = direct;
+                    samples
+                }
+                lazy::Frames::Timeline(found) => {
+                    timeline = Some(found);
+                    Vec::new()
+                }
+                lazy::Frames::Scan => return Ok(None),
+            }
         } else {
             scan_packets(&mut demuxer, stream_index, limits)?
         };
-        if samples.is_empty() {
+        if samples.is_empty() && timeline.is_none() {
             return Err(Error::NotAMovie("the video stream has no frames".into()));
         }
-        let duration = container_duration(ctx, st)
-            .unwrap_or_else(|| samples_span(&samples, time_base, frame_rate));
+        let duration = match &timeline {
+            Some(t) => lazy::timeline_seconds(t, time_base),
+            None => container_duration(ctx, st)
+                .unwrap_or_else(|| samples_span(&samples, time_base, frame_rate)),
+        };
         let index = MovieIndex {
             version: INDEX_FORMAT_VERSION,
             container,
@@ -113,10 +184,11 @@ pub fn build(source: Arc<dyn ByteSource>, limits: &Limits) -> Result<MovieIndex>
             frame_rate,
             duration,
             samples,
-            direct_reads: is_mov,
+            direct_reads,
+            timeline,
         };
         index.check(limits)?;
-        Ok(index)
+        Ok(Some(index))
     }
 }
 
@@ -291,7 +363,7 @@ unsafe fn cstr_or_empty(p: *const std::ffi::c_char) -> String {
     }
 }
 
-unsafe fn pick_frame_rate(st: *const ffi::AVStream) -> (i32, i32) {
+pub(super) unsafe fn pick_frame_rate(st: *const ffi::AVStream) -> (i32, i32) {
     // SAFETY: st is a valid stream of an open context.
     let (avg, real) = unsafe { ((*st).avg_frame_rate, (*st).r_frame_rate) };
     if avg.num > 0 && avg.den > 0 {

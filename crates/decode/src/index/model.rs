@@ -1,6 +1,8 @@
-//! The persisted model of a movie's index: its video stream's codec parameters and every
-//! sample's place and time, serialisable (versioned postcard) so other instances skip building
-//! it, and the bounds (`MovieIndex::check`) a fresh or cached index must meet.
+//! The persisted model of a movie's index: its video stream's codec parameters and either every
+//! sample's place and time or, where the container has no cheap sample table, a sparse timeline
+//! (keyframes, first time, frame rate, frame count); serialisable (versioned postcard) so other
+//! instances skip building it, and the bounds (`MovieIndex::check`) a fresh or cached index must
+//! meet.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::limits::Limits;
 
 /// Bumped whenever the serialised form or its meaning changes.
-pub const INDEX_FORMAT_VERSION: u32 = 2;
+pub const INDEX_FORMAT_VERSION: u32 = 3;
 
 /// One compressed video sample (packet), in decode order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +23,63 @@ pub struct Sample {
     pub keyframe: bool,
     /// Decoded as a reference but never shown (outside a MOV edit list).
     pub discard: bool,
+}
+
+/// A keyframe the container's own index names (Matroska Cues …): its presentation time and the
+/// byte position the demuxer seeks to for it (−1 when unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keyframe {
+    pub pts: i64,
+    pub pos: i64,
+}
+
+/// The frames of a movie whose container has no cheap per-sample table (Matroska/WebM, MXF,
+/// MPEG-TS): frame `i` (0-based) is shown at `first_pts + i × frame_duration` (time-base units,
+/// a fraction), matched within half a frame. Exact for constant-rate streams, which is what
+/// `constant_rate` states (false when the container's rates disagree: frame numbers are then
+/// the rate's grid, not counted samples).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub first_pts: i64,
+    /// Time-base units per frame, as (numerator, denominator), both positive.
+    pub frame_duration: (i64, i64),
+    pub frame_count: u64,
+    pub constant_rate: bool,
+    /// Keyframes by presentation time, where the container lists them (may be empty: the
+    /// demuxer then finds them by its own seeking).
+    pub keyframes: Vec<Keyframe>,
+}
+
+impl Timeline {
+    /// The presentation time of frame `i` (0-based), rounded to the nearest time-base unit.
+    pub fn pts_of(&self, i: u64) -> i64 {
+        let (num, den) = self.frame_duration;
+        let offset =
+            (i128::from(i) * i128::from(num) * 2 + i128::from(den)) / (i128::from(den) * 2);
+        i64::try_from(i128::from(self.first_pts) + offset).unwrap_or(i64::MAX)
+    }
+
+    /// Half a frame, in time-base units (at least 0): how far a frame's time may be from the grid.
+    pub fn tolerance(&self) -> i64 {
+        let (num, den) = self.frame_duration;
+        i64::try_from(i128::from(num) / (2 * i128::from(den.max(1)))).unwrap_or(0)
+    }
+
+    /// The 0-based frame shown at `pts` (the last one starting at or before it).
+    pub fn frame_at(&self, pts: i64) -> u64 {
+        let (num, den) = self.frame_duration;
+        let since = i128::from(pts) - i128::from(self.first_pts);
+        if since <= 0 || num <= 0 {
+            return 0;
+        }
+        let i = u64::try_from(since * i128::from(den) / i128::from(num)).unwrap_or(u64::MAX);
+        // Frame times are rounded to the time base: the next frame may start a unit early.
+        if i < u64::MAX && self.pts_of(i + 1) <= pts {
+            i + 1
+        } else {
+            i
+        }
+    }
 }
 
 /// Codec parameters, by name where FFmpeg's enums are not stable across versions.
@@ -64,11 +123,13 @@ pub struct MovieIndex {
     pub frame_rate: (i32, i32),
     /// Seconds, as the container states it (falls back to the samples' span).
     pub duration: f64,
-    /// Samples in decode order.
+    /// Samples in decode order; empty when `timeline` describes the frames instead.
     pub samples: Vec<Sample>,
     /// True when each sample's bytes are exactly `size` bytes at `pos` (MOV/MP4), so a frame is
     /// decoded from range reads of its samples without the demuxer.
     pub direct_reads: bool,
+    /// The frames by time, for containers indexed without reading every sample.
+    pub timeline: Option<Timeline>,
 }
 
 impl MovieIndex {
@@ -90,8 +151,16 @@ impl MovieIndex {
         Ok(index)
     }
 
+    /// Frames shown: counted samples, or the timeline's count.
+    pub fn frame_count(&self, shown_samples: usize) -> u64 {
+        match &self.timeline {
+            Some(timeline) => timeline.frame_count,
+            None => shown_samples as u64,
+        }
+    }
+
     /// Sample indices (decode order) of the shown frames, in presentation order: frame N is
-    /// `samples[presentation_order()[N - 1]]`.
+    /// `samples[presentation_order()[N - 1]]` (empty for a timeline index).
     pub fn presentation_order(&self) -> Vec<usize> {
         self.shown_order().into_iter().map(|i| i as usize).collect()
     }
@@ -122,7 +191,11 @@ impl MovieIndex {
             &self.codec.codec,
             &self.codec.pixel_format,
         ];
+        let keyframes = self.timeline.as_ref().map_or(0, |t| {
+            t.keyframes.capacity() * std::mem::size_of::<Keyframe>()
+        });
         let bytes = self.samples.capacity() * std::mem::size_of::<Sample>()
+            + keyframes
             + self.codec.extradata.capacity()
             + strings.iter().map(|s| s.capacity()).sum::<usize>();
         bytes as u64
@@ -132,6 +205,9 @@ impl MovieIndex {
     /// damaged or planted): a sample count within `limits`, at least one frame shown, a time
     /// base, a picture size within `limits`, and for direct reads every sample inside the file.
     pub fn check(&self, limits: &Limits) -> Result<()> {
+        if let Some(timeline) = &self.timeline {
+            return self.check_timeline(timeline, limits);
+        }
         let count = self.samples.len();
         if count > limits.max_samples || u32::try_from(count).is_err() {
             return Err(Error::IndexTooLarge(format!(
@@ -154,6 +230,56 @@ impl MovieIndex {
             check_samples_inside(&self.samples, self.file_size)?;
         }
         Ok(())
+    }
+}
+
+impl MovieIndex {
+    /// [`MovieIndex::check`] for a timeline: a frame count within the sample cap, a positive
+    /// frame duration, keyframes within the cap, sorted, inside the file, no samples beside it.
+    fn check_timeline(&self, timeline: &Timeline, limits: &Limits) -> Result<()> {
+        let count = timeline.frame_count;
+        if count > limits.max_samples as u64 || u32::try_from(count).is_err() {
+            return Err(Error::IndexTooLarge(format!(
+                "{count} frames (at most {} allowed)",
+                limits.max_samples
+            )));
+        }
+        if count == 0 {
+            return Err(Error::NotAMovie("the video stream has no frames".into()));
+        }
+        if self.time_base.0 <= 0 || self.time_base.1 <= 0 {
+            return Err(Error::NotAMovie("the video stream has no time base".into()));
+        }
+        let (num, den) = timeline.frame_duration;
+        if num <= 0 || den <= 0 || num / den > i64::from(i32::MAX) {
+            return Err(Error::NotAMovie(
+                "the video stream has no frame rate".into(),
+            ));
+        }
+        if !self.samples.is_empty() || self.direct_reads {
+            return Err(Error::BadIndex("a timeline index with samples".into()));
+        }
+        if timeline.keyframes.len() > limits.max_samples {
+            return Err(Error::IndexTooLarge(format!(
+                "{} keyframes (at most {} allowed)",
+                timeline.keyframes.len(),
+                limits.max_samples
+            )));
+        }
+        let sorted = timeline.keyframes.windows(2).all(|w| match w {
+            [a, b] => a.pts < b.pts,
+            _ => true,
+        });
+        let inside = timeline
+            .keyframes
+            .iter()
+            .all(|k| k.pos < 0 || (k.pos as u64) < self.file_size);
+        if !sorted || !inside {
+            return Err(Error::BadIndex(
+                "keyframes out of order or outside the file".into(),
+            ));
+        }
+        check_picture_size(&self.codec, limits)
     }
 }
 

@@ -132,29 +132,54 @@ pub fn run(name: &str, bytes: Bytes) -> Result<Outcome, String> {
 }
 
 /// Open, describe, frames first/middle/last (the middle one as PNG), out of range, and the
-/// index through its cached form.
+/// index through its cached form; for containers other than MOV/MP4, once more through the lazy
+/// index (`Limits::scan_whole_up_to` 0), which large files of those containers get.
 fn exercise(name: &str, bytes: Bytes) -> Result<Outcome, String> {
     let source: Arc<dyn ByteSource> = Arc::new(MemSource::new(name, bytes));
     let mut steps = Steps::default();
-    let Some(movie) = steps.run("open", || Movie::open(Arc::clone(&source), limits()))? else {
-        return Ok(steps.finish("refused"));
+    let opened = exercise_with(&mut steps, &source, "", limits())?;
+    let is_mov = matches!(extension_of(name).as_deref(), Some("mov" | "mp4" | "m4v"));
+    if !is_mov {
+        let lazy = Limits {
+            scan_whole_up_to: 0,
+            ..limits()
+        };
+        exercise_with(&mut steps, &source, "lazy ", lazy)?;
+    }
+    Ok(steps.finish(if opened { "opened" } else { "refused" }))
+}
+
+/// [`exercise`] under one set of limits; `Ok(false)` when the movie is refused.
+fn exercise_with(
+    steps: &mut Steps,
+    source: &Arc<dyn ByteSource>,
+    label: &str,
+    limits: Limits,
+) -> Result<bool, String> {
+    let Some(movie) = steps.run(&format!("{label}open"), || {
+        Movie::open(Arc::clone(source), limits.clone())
+    })?
+    else {
+        return Ok(false);
     };
     let count = movie.frame_count();
     let metadata = movie.metadata();
-    steps.run("frame_at_time", || {
+    steps.run(&format!("{label}frame_at_time"), || {
         movie.frame_at_time(metadata.duration / 2.0)
     })?;
     let middle = count.div_ceil(2);
     for n in frames_to_try(count) {
         steps.outcome.frames_tried += 1;
         let decoded = if n == middle {
-            steps.run(&format!("frame {n} as PNG"), || {
+            steps.run(&format!("{label}frame {n} as PNG"), || {
                 movie
                     .frame(n, &RenderOptions::default(), Format::Png, None)
                     .map(|f| check_png(&f.bytes))
             })?
         } else {
-            steps.run(&format!("decode {n}"), || movie.decode(n).map(|_| Ok(())))?
+            steps.run(&format!("{label}decode {n}"), || {
+                movie.decode(n).map(|_| Ok(()))
+            })?
         };
         if let Some(checked) = decoded {
             checked?;
@@ -162,12 +187,12 @@ fn exercise(name: &str, bytes: Bytes) -> Result<Outcome, String> {
         }
     }
     check_out_of_range(&movie)?;
-    let adopted = steps.run("index round trip", || {
+    let adopted = steps.run(&format!("{label}index round trip"), || {
         let stored = movie.index().to_bytes()?;
         Movie::with_index(
-            Arc::clone(&source),
+            Arc::clone(source),
             MovieIndex::from_bytes(&stored)?,
-            limits(),
+            limits.clone(),
         )
     })?;
     if let Some(adopted) = adopted
@@ -178,7 +203,7 @@ fn exercise(name: &str, bytes: Bytes) -> Result<Outcome, String> {
             adopted.frame_count()
         ));
     }
-    Ok(steps.finish("opened"))
+    Ok(true)
 }
 
 /// The first, middle and last frames (fewer when the movie is that short).

@@ -1,0 +1,496 @@
+//! Real-size movies (≥ 300 MiB) in Matroska, WebM, MPEG-TS, AVI, MXF and fragmented MP4: the
+//! metadata equals ffprobe's (NumFrames = `-count_packets`) and reads at most 2% of the file or
+//! 4 MiB, whichever is larger, in a handful of reads; cold frames at the start, in the middle (the
+//! last of a GOP, the deepest) and the last frame equal the ffmpeg CLI's and read at most their
+//! GOP span (keyframe to frame) plus 1 MiB — 1.25 × the sample + 64 KiB for intra-only codecs.
+//!
+//! The oracle is the CLI's `select=eq(n\,N-1)` on the short segment each movie repeats
+//! (`scripts/fixtures --large`): frame N of the movie is frame ((N-1) mod F)+1 of the F-frame
+//! segment, because the copies are bit-identical closed-GOP streams (each starts with a keyframe
+//! that refers to nothing before it, and decoders output the same pictures from it). Decoding a
+//! whole 300 MiB movie with the CLI for each check would take minutes on the 2-core CI machine;
+//! the segment takes seconds. The GOP spans come from ffprobe's packet list of the segment.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use lazycache_decode::{
+    ByteSource, FileSource, Limits, Movie, PixelLayout, RenderOptions, SourceError, render,
+};
+use lazycache_testkit::{fixtures, oracle};
+
+const MIB: u64 = 1 << 20;
+/// "A handful of range requests" for metadata.
+const MAX_METADATA_READS: u64 = 24;
+
+/// Counts the bytes and reads that pass through.
+struct Counting {
+    inner: FileSource,
+    bytes: AtomicU64,
+    reads: AtomicU64,
+}
+
+impl Counting {
+    fn open(path: &Path) -> Arc<Self> {
+        Arc::new(Self {
+            inner: FileSource::open(path).unwrap(),
+            bytes: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
+        })
+    }
+    fn take(&self) -> (u64, u64) {
+        (
+            self.bytes.swap(0, Ordering::SeqCst),
+            self.reads.swap(0, Ordering::SeqCst),
+        )
+    }
+}
+
+impl ByteSource for Counting {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn validator(&self) -> &str {
+        self.inner.validator()
+    }
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
+        let bytes = self.inner.read_at(offset, len)?;
+        self.bytes.fetch_add(bytes.len() as u64, Ordering::SeqCst);
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        Ok(bytes)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn extension(&self) -> Option<String> {
+        self.inner.extension()
+    }
+}
+
+/// The segment's packets in decode order, and for each presentation position the packet index.
+struct Segment {
+    packets: Vec<oracle::PacketInfo>,
+    shown: Vec<usize>,
+}
+
+impl Segment {
+    fn of(path: &Path) -> Self {
+        let packets = oracle::packets(path);
+        let mut shown: Vec<usize> = (0..packets.len()).collect();
+        shown.sort_by_key(|&i| (packets[i].pts, i));
+        Self { packets, shown }
+    }
+
+    /// Bytes from the keyframe a decode starts at (the last one in decode order at or before
+    /// the frame and shown no later than it) through the frame's own packet.
+    fn gop_span(&self, position: usize) -> u64 {
+        let target = self.shown[position];
+        let pts = self.packets[target].pts;
+        let key = self.packets[..=target]
+            .iter()
+            .rposition(|p| p.keyframe && p.pts <= pts)
+            .unwrap();
+        self.packets[key..=target].iter().map(|p| p.size).sum()
+    }
+
+    fn sample_size(&self, position: usize) -> u64 {
+        self.packets[self.shown[position]].size
+    }
+}
+
+fn check(movie_name: &str, segment_name: &str) {
+    check_with(movie_name, segment_name, MAX_METADATA_READS);
+}
+
+fn check_with(movie_name: &str, segment_name: &str, max_metadata_reads: u64) {
+    let path = fixtures::large_path(movie_name);
+    let source = Counting::open(&path);
+    let size = source.len();
+    assert!(size >= 300 * MIB, "{movie_name} is only {size} bytes");
+
+    // Metadata: within the index budget, in a handful of reads, equal to ffprobe's.
+    let started = Instant::now();
+    let movie = Movie::open(source.clone(), Limits::default())
+        .unwrap_or_else(|e| panic!("{movie_name}: {e}"));
+    let elapsed = started.elapsed();
+    let (bytes, reads) = source.take();
+    let budget = (size / 50).max(4 * MIB);
+    eprintln!(
+        "{movie_name}: metadata read {bytes} bytes ({:.2}% of {size}) in {reads} reads, {elapsed:?}",
+        bytes as f64 * 100.0 / size as f64
+    );
+    assert!(
+        bytes <= budget,
+        "{movie_name}: metadata read {bytes} bytes (budget {budget})"
+    );
+    assert!(
+        reads <= max_metadata_reads,
+        "{movie_name}: metadata took {reads} reads"
+    );
+    let meta = movie.metadata();
+    let (stream, format) = fixtures::large_probe(movie_name);
+    let count = oracle::number(&stream["nb_read_packets"]) as u64;
+    assert_eq!(meta.num_frames, count, "{movie_name}: NumFrames");
+    assert_eq!(movie.frame_count(), count);
+    assert_eq!(meta.width, stream["width"].as_u64().unwrap() as u32);
+    assert_eq!(meta.height, stream["height"].as_u64().unwrap() as u32);
+    assert_eq!(meta.codec, stream["codec_name"].as_str().unwrap());
+    assert_eq!(meta.file_size, oracle::number(&format["size"]) as u64);
+    let fps = oracle::number(&stream["avg_frame_rate"]);
+    assert!(
+        (meta.frame_rate - fps).abs() < 0.01,
+        "{movie_name}: FrameRate"
+    );
+    let duration = oracle::number(if stream["duration"].is_null() {
+        &format["duration"]
+    } else {
+        &stream["duration"]
+    });
+    assert!(
+        (meta.duration - duration).abs() < 1.0 / fps + 1e-3,
+        "{movie_name}: Duration {} vs ffprobe {duration}",
+        meta.duration
+    );
+    assert!(
+        meta.frame_numbers == "samples" || meta.frame_numbers == "constant-rate",
+        "{movie_name}: {}",
+        meta.frame_numbers
+    );
+
+    // Frames: the first, the deepest of a GOP in the middle, the last.
+    let segment_path = fixtures::large_path(segment_name);
+    let segment = Segment::of(&segment_path);
+    let per_copy = segment.packets.len() as u64;
+    assert_eq!(
+        count % per_copy,
+        0,
+        "{movie_name}: whole copies of the segment"
+    );
+    let deepest = (0..per_copy as usize)
+        .max_by_key(|&p| segment.gop_span(p))
+        .unwrap() as u64;
+    let deepest_in_gop = (count / 2 / per_copy) * per_copy + deepest + 1;
+    let frames = [1, deepest_in_gop, count];
+    let positions: Vec<u64> = frames.iter().map(|n| (n - 1) % per_copy + 1).collect();
+    let mut wanted: Vec<u64> = positions
+        .iter()
+        .flat_map(|&m| [m.saturating_sub(1), m, m + 1])
+        .filter(|&m| m >= 1 && m <= per_copy)
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let reference = oracle::frames(&segment_path, &wanted);
+    let oracle_frame = |m: u64| &reference[wanted.iter().position(|&w| w == m).unwrap()];
+    let intra = meta.codec == "mjpeg";
+    for (&n, &m) in frames.iter().zip(&positions) {
+        let started = Instant::now();
+        let decoded = movie
+            .decode(n)
+            .unwrap_or_else(|e| panic!("{movie_name} frame {n}: {e}"));
+        let elapsed = started.elapsed();
+        let (bytes, reads) = source.take();
+        let position = (m - 1) as usize;
+        let bound = if intra {
+            segment.sample_size(position) * 5 / 4 + 64 * 1024
+        } else {
+            segment.gop_span(position) + MIB
+        };
+        eprintln!(
+            "{movie_name}: frame {n} read {bytes} bytes in {reads} reads (bound {bound}: {}), {elapsed:?}",
+            if intra {
+                format!("sample {}", segment.sample_size(position))
+            } else {
+                format!("GOP span {}", segment.gop_span(position))
+            }
+        );
+        assert!(
+            bytes <= bound,
+            "{movie_name} frame {n}: read {bytes} bytes (bound {bound})"
+        );
+        let image = render(&decoded, &RenderOptions::default(), PixelLayout::Rgb24, 2).unwrap();
+        let expected = oracle_frame(m);
+        assert_eq!(
+            (image.width, image.height),
+            (expected.width, expected.height)
+        );
+        let same = oracle::psnr(&image.data, &expected.data);
+        assert!(
+            same >= 40.0,
+            "{movie_name} frame {n}: PSNR {same:.1} dB against the CLI's frame {m} of the segment"
+        );
+        for neighbour in [m - 1, m + 1] {
+            if neighbour >= 1 && neighbour <= per_copy {
+                let other = oracle::psnr(&image.data, &oracle_frame(neighbour).data);
+                assert!(
+                    other < 35.0 && other + 5.0 < same,
+                    "{movie_name} frame {n}: too close to the segment's frame {neighbour} ({other:.1} dB)"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn matroska_h264() {
+    check("large_h264.mkv", "segment_h264.mkv");
+}
+
+#[test]
+fn webm_vp9() {
+    check("large_vp9.webm", "segment_vp9.webm");
+}
+
+#[test]
+fn mpegts_h264() {
+    check("large_h264.ts", "segment_h264.mkv");
+}
+
+#[test]
+fn avi_mjpeg() {
+    check("large_mjpeg.avi", "segment_mjpeg.avi");
+}
+
+#[test]
+fn mxf_mpeg2() {
+    check("large_mpeg2.mxf", "segment_mpeg2.mxf");
+}
+
+#[test]
+fn fragmented_mp4_h264() {
+    // Known gap: a fragmented MP4's full sample table is read from every `moof` (their bytes
+    // only, never the `mdat`s), one read per fragment (the walker reads each `moof` with the
+    // next atom's head), so this movie's 64 fragments cost 65 reads, not a handful.
+    let fragments = top_level_atoms(&fixtures::large_path("large_h264_fragmented.mp4"), b"moof");
+    assert_eq!(fragments, 64);
+    check_with(
+        "large_h264_fragmented.mp4",
+        "segment_h264.mkv",
+        fragments + 2,
+    );
+}
+
+/// The small fixtures (scanned whole by default) through the lazy index instead: the same frame
+/// count and, frame by frame, the same pictures as their full per-sample index gives (which
+/// `exact_frames.rs` holds to the ffmpeg CLI) — open GOPs, HEVC's leading pictures, VP9's hidden
+/// frames and MPEG-2's B-frames included.
+#[test]
+fn small_fixtures_give_the_same_frames_through_the_lazy_index() {
+    let lazy = Limits {
+        scan_whole_up_to: 0,
+        ..Limits::default()
+    };
+    for name in [
+        "h264_open_gop.mkv",
+        "hevc.mkv",
+        "vp9.webm",
+        "mjpeg.avi",
+        "tiny_h264_open_gop.mkv",
+        "tiny_hevc.mkv",
+        "tiny_vp9.webm",
+        "tiny_mjpeg.avi",
+        "tiny_mpeg2.mxf",
+        "tiny_h264.ts",
+    ] {
+        let path = fixtures::path(name);
+        let full = Movie::open(
+            Arc::new(FileSource::open(&path).unwrap()),
+            Limits::default(),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let source = Counting::open(&path);
+        let movie =
+            Movie::open(source.clone(), lazy.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let count = full.frame_count();
+        assert_eq!(movie.frame_count(), count, "{name}: frame count");
+        let expected_numbering = if name.ends_with(".avi") {
+            "samples"
+        } else {
+            "constant-rate"
+        };
+        assert_eq!(movie.metadata().frame_numbers, expected_numbering, "{name}");
+        assert_eq!(full.metadata().frame_numbers, "samples", "{name}");
+        let stored = movie.index().to_bytes().unwrap();
+        let adopted = Movie::with_index(
+            source.clone(),
+            lazycache_decode::MovieIndex::from_bytes(&stored).unwrap(),
+            lazy.clone(),
+        )
+        .unwrap();
+        assert_eq!(adopted.metadata(), movie.metadata(), "{name}");
+        let step = if count > 40 { 7 } else { 1 };
+        let mut frames: Vec<u64> = (1..=count).step_by(step).collect();
+        frames.extend([count - 1, count]);
+        for n in frames {
+            let a = adopted
+                .frame(
+                    n,
+                    &RenderOptions::default(),
+                    lazycache_decode::Format::Png,
+                    None,
+                )
+                .unwrap_or_else(|e| panic!("{name} frame {n}: {e}"));
+            let b = full
+                .frame(
+                    n,
+                    &RenderOptions::default(),
+                    lazycache_decode::Format::Png,
+                    None,
+                )
+                .unwrap();
+            assert!(a.bytes == b.bytes, "{name} frame {n} differs");
+        }
+        for seconds in [
+            0.0,
+            full.metadata().duration / 3.0,
+            full.metadata().duration - 0.001,
+        ] {
+            assert_eq!(
+                movie.frame_at_time(seconds).unwrap(),
+                full.frame_at_time(seconds).unwrap(),
+                "{name} at {seconds}s"
+            );
+        }
+    }
+}
+
+/// How many top-level atoms of `kind` a MOV/MP4 has.
+fn top_level_atoms(path: &Path, kind: &[u8; 4]) -> u64 {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).unwrap();
+    let size = file.metadata().unwrap().len();
+    let (mut pos, mut count) = (0u64, 0u64);
+    while pos + 8 <= size {
+        let mut head = [0u8; 16];
+        file.seek(SeekFrom::Start(pos)).unwrap();
+        file.read_exact(&mut head[..8]).unwrap();
+        let mut total = u64::from(u32::from_be_bytes(head[..4].try_into().unwrap()));
+        if total == 1 {
+            file.read_exact(&mut head[8..16]).unwrap();
+            total = u64::from_be_bytes(head[8..16].try_into().unwrap());
+        }
+        assert!(total >= 8, "atom at {pos}");
+        count += u64::from(&head[4..8] == kind);
+        pos += total;
+    }
+    count
+}
+
+/// A Matroska file without Cues (written to a pipe, as live recordings are) has no index to use:
+/// it is scanned as a small file is, within `max_index_bytes` — and refused at once, without
+/// reading it, when it is larger than that.
+#[test]
+fn matroska_without_cues_is_scanned_within_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let piped = dir.path().join("cueless.mkv");
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ffmpeg -hide_banner -loglevel error -nostdin -i '{}' -map 0:v -c copy -f matroska - > '{}'",
+            fixtures::large_path("segment_h264.mkv").display(),
+            piped.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    // The segment has Cues: its frames come through the lazy index.
+    let full = Movie::open(
+        Arc::new(FileSource::open(fixtures::large_path("segment_h264.mkv")).unwrap()),
+        Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(full.metadata().frame_numbers, "constant-rate");
+    let source = Counting::open(&piped);
+    let movie = Movie::open(source.clone(), Limits::default()).unwrap();
+    assert_eq!(movie.metadata().frame_numbers, "samples");
+    assert_eq!(movie.frame_count(), full.frame_count());
+    for n in [1, 61, 100, full.frame_count()] {
+        let a = movie
+            .frame(
+                n,
+                &RenderOptions::default(),
+                lazycache_decode::Format::Png,
+                None,
+            )
+            .unwrap();
+        let b = full
+            .frame(
+                n,
+                &RenderOptions::default(),
+                lazycache_decode::Format::Png,
+                None,
+            )
+            .unwrap();
+        assert!(a.bytes == b.bytes, "frame {n} differs");
+    }
+    source.take();
+    let small_cap = Limits {
+        max_index_bytes: source.len() - 1,
+        ..Limits::default()
+    };
+    match Movie::open(source.clone(), small_cap) {
+        Err(lazycache_decode::Error::IndexTooLarge(message)) => {
+            assert!(message.contains("bytes"), "{message}")
+        }
+        other => panic!("expected IndexTooLarge, got {:?}", other.err()),
+    }
+    let (bytes, _) = source.take();
+    assert!(bytes <= 4 * MIB, "read {bytes} of {}", source.len());
+}
+
+/// A stream whose frames leave the frame rate's grid part-way (here by half a frame after frame
+/// 61: the rates FFmpeg states, from the first frames, still agree) is labelled
+/// "constant-rate-assumed": its keyframes listed in the Cues are off the grid.
+#[test]
+fn a_stream_off_its_frame_grid_is_labelled_constant_rate_assumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let shifted = dir.path().join("shifted.mkv");
+    let output = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-t",
+            "6",
+        ])
+        .args(["-vf", "settb=1/1000,setpts='if(gt(N\\,60)\\,PTS+20\\,PTS)'"])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "30"])
+        .args(["-enc_time_base:v", "1/1000", "-fps_mode", "passthrough"])
+        .arg(&shifted)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let lazy = Limits {
+        scan_whole_up_to: 0,
+        ..Limits::default()
+    };
+    let movie = Movie::open(Counting::open(&shifted), lazy).unwrap();
+    assert_eq!(movie.metadata().frame_numbers, "constant-rate-assumed");
+    // Frames before the shift are still exact.
+    let full = Movie::open(Counting::open(&shifted), Limits::default()).unwrap();
+    assert_eq!(full.metadata().frame_numbers, "samples");
+    for n in [1, 30, 61] {
+        let a = movie
+            .frame(
+                n,
+                &RenderOptions::default(),
+                lazycache_decode::Format::Png,
+                None,
+            )
+            .unwrap();
+        let b = full
+            .frame(
+                n,
+                &RenderOptions::default(),
+                lazycache_decode::Format::Png,
+                None,
+            )
+            .unwrap();
+        assert!(a.bytes == b.bytes, "frame {n} differs");
+    }
+}
