@@ -211,6 +211,11 @@ fn check_with(movie_name: &str, segment_name: &str, max_metadata_reads: u64) {
             bytes <= bound,
             "{movie_name} frame {n}: read {bytes} bytes (bound {bound})"
         );
+        // Few, large reads: at most one per 128 KiB of the bound, plus a few for the container.
+        assert!(
+            reads <= bound / (128 * 1024) + 16,
+            "{movie_name} frame {n}: {reads} reads"
+        );
         let image = render(&decoded, &RenderOptions::default(), PixelLayout::Rgb24, 2).unwrap();
         let expected = oracle_frame(m);
         assert_eq!(
