@@ -111,7 +111,14 @@ fn advance(attempt: &Attempt<'_>, state: &mut WarmState) -> Result<Option<frame:
             continue;
         }
         check_deadline(deadline, limits)?;
-        if state.next_feed >= samples.len() {
+        let next_gop = samples
+            .get(state.next_feed)
+            .is_some_and(|next| next.keyframe && state.next_feed > target);
+        if state.next_feed >= samples.len() || next_gop {
+            // The end of the movie, or of the target's GOP: what the decoder still holds back
+            // needs no later packet (the next GOP's pictures are all shown after the target), so
+            // flush rather than read the next keyframe; the next frame starts cold from it
+            // anyway.
             state.reusable = false;
             state.catcher.finish()?;
             break;
@@ -132,7 +139,7 @@ fn advance(attempt: &Attempt<'_>, state: &mut WarmState) -> Result<Option<frame:
 }
 
 /// The last sample to read with `target`: up to [`LOOKAHEAD_SAMPLES`] more, within
-/// [`LOOKAHEAD_BYTES`].
+/// [`LOOKAHEAD_BYTES`], and never the next GOP's keyframe.
 fn lookahead_end(samples: &[Sample], target: usize) -> usize {
     let mut end = target;
     let mut bytes = 0u64;
@@ -143,7 +150,7 @@ fn lookahead_end(samples: &[Sample], target: usize) -> usize {
         .take(LOOKAHEAD_SAMPLES)
     {
         bytes += u64::from(sample.size);
-        if bytes > LOOKAHEAD_BYTES {
+        if bytes > LOOKAHEAD_BYTES || sample.keyframe {
             break;
         }
         end = i;

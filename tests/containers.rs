@@ -1,0 +1,127 @@
+//! Every container at real size through the server, against nginx (SPEC §4): for each
+//! ≥ 300 MiB movie of `scripts/fixtures --large` — Matroska, WebM, MPEG-TS, AVI, MXF, fragmented
+//! MP4 — the metadata route answers ffprobe's frame count and reads at most 2% of the file or
+//! 4 MiB from the origin, counted on nginx's access log (the range cache's 32 KiB block
+//! alignment included); a cold frame in the middle reads at most its GOP span plus 1 MiB (1.25 ×
+//! its sample plus 64 KiB for intra-only MJPEG) and is the frame the ffmpeg CLI's `select` gives
+//! on the segment the movie repeats; keyframe mode names a listed keyframe.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use lazycache_testkit::nginx::Nginx;
+use lazycache_testkit::{fixtures, oracle};
+use support::{Server, client, header, nginx_mirror, nginx_prefix, runtime};
+
+const MIB: u64 = 1 << 20;
+
+/// (movie, the segment it repeats)
+const MOVIES: &[(&str, &str)] = &[
+    ("large_h264.mkv", "segment_h264.mkv"),
+    ("large_vp9.webm", "segment_vp9.webm"),
+    ("large_h264.ts", "segment_h264.mkv"),
+    ("large_mjpeg.avi", "segment_mjpeg.avi"),
+    ("large_mpeg2.mxf", "segment_mpeg2.mxf"),
+    ("large_h264_fragmented.mp4", "segment_h264.mkv"),
+];
+
+/// Bytes from the keyframe a decode of segment frame `m` (1-based) starts at through its packet,
+/// and the frame's own packet size.
+fn gop_span_and_sample(segment: &[oracle::PacketInfo], m: u64) -> (u64, u64) {
+    let mut shown: Vec<usize> = (0..segment.len()).collect();
+    shown.sort_by_key(|&i| (segment[i].pts, i));
+    let target = shown[(m - 1) as usize];
+    let pts = segment[target].pts;
+    let key = segment[..=target]
+        .iter()
+        .rposition(|p| p.keyframe && p.pts <= pts)
+        .unwrap();
+    let span = segment[key..=target].iter().map(|p| p.size).sum();
+    (span, segment[target].size)
+}
+
+#[test]
+fn every_container_at_real_size_reads_within_its_bounds_over_http() {
+    let large = fixtures::large_dir();
+    let nginx = Nginx::serve(&large);
+    let server = Server::start(
+        &[
+            "--mirror",
+            &nginx_mirror(&nginx),
+            "--cache-dir",
+            "",
+            "--allow-raw-output",
+        ],
+        &[],
+    );
+    let prefix = nginx_prefix(&nginx);
+    let rt = runtime();
+    let c = client();
+    let get = |path: String| {
+        rt.block_on(async {
+            let response = c.get(server.url(&path)).send().await.unwrap();
+            let status = response.status();
+            let frame = header(&response, "x-lazycache-frame");
+            (status, frame, response.bytes().await.unwrap())
+        })
+    };
+    for (movie, segment_name) in MOVIES {
+        let uri = format!("/{movie}");
+        let size = std::fs::metadata(large.join(movie)).unwrap().len();
+        nginx.clear_access_log();
+        let (status, _, body) = get(format!("{prefix}{movie}"));
+        assert_eq!(status, 200, "{movie}");
+        let metadata: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let (requests, bytes) = nginx.gets_of(&uri);
+        let budget = (size / 50).max(4 * MIB);
+        eprintln!("{movie}: metadata {requests} requests, {bytes} bytes of {size}");
+        assert!(
+            bytes <= budget,
+            "{movie}: metadata read {bytes} (budget {budget})"
+        );
+        let (stream, _) = fixtures::large_probe(movie);
+        let count = oracle::number(&stream["nb_read_packets"]) as u64;
+        assert_eq!(metadata["NumFrames"], count, "{movie}: {metadata}");
+
+        // A cold frame in the middle, deep in its GOP.
+        let segment_path = large.join(segment_name);
+        let segment = oracle::packets(&segment_path);
+        let per_copy = segment.len() as u64;
+        let m = (1..=per_copy)
+            .max_by_key(|&m| gop_span_and_sample(&segment, m).0)
+            .unwrap();
+        let n = (count / 2 / per_copy) * per_copy + m;
+        nginx.clear_access_log();
+        let (status, frame, body) = get(format!("{prefix}{movie}/frame/{n}.rgba"));
+        assert_eq!((status.as_u16(), frame), (200, n.to_string()), "{movie}");
+        let (requests, bytes) = nginx.gets_of(&uri);
+        let (span, sample) = gop_span_and_sample(&segment, m);
+        let bound = if metadata["Codec"] == "mjpeg" {
+            sample * 5 / 4 + 64 * 1024
+        } else {
+            span + MIB
+        };
+        eprintln!("{movie}: frame {n}: {requests} requests, {bytes} bytes (bound {bound})");
+        assert!(
+            bytes <= bound,
+            "{movie} frame {n}: read {bytes} (bound {bound})"
+        );
+        let expected = &oracle::frames(&segment_path, &[m])[0];
+        let rgb: Vec<u8> = body
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        let psnr = oracle::psnr(&rgb, &expected.data);
+        assert!(
+            psnr >= 40.0,
+            "{movie} frame {n}: {psnr:.1} dB against the CLI's"
+        );
+    }
+
+    // Keyframe mode over Matroska's Cues: 1-second GOPs at 25 fps, so frame 1000's keyframe is
+    // frame 976 (keyframes at 1, 26, 51, …).
+    let (status, frame, _) = get(format!(
+        "{prefix}large_h264.mkv/frame/1000.jpg?seek=keyframe"
+    ));
+    assert_eq!((status.as_u16(), frame.as_str()), (200, "976"));
+}
