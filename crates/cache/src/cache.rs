@@ -299,6 +299,7 @@ impl<T: Tier> WriteBehindTier<T> {
         let writes = WriteBehind::start(
             Arc::clone(&tier),
             config.write_queue_capacity,
+            config.write_queue_bytes,
             config.write_workers,
             metrics.tier(tier.tier.kind()).clone(),
         );

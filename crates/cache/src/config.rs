@@ -33,6 +33,8 @@ pub struct CacheConfig {
     pub retry_interval: Duration,
     /// Writes that may wait per tier in the write-behind queue before new ones are dropped.
     pub write_queue_capacity: usize,
+    /// Bytes of values that may wait (or be in writing) per tier before new writes are dropped.
+    pub write_queue_bytes: u64,
     /// Concurrent writers per tier.
     pub write_workers: usize,
 }
@@ -92,6 +94,7 @@ impl CacheConfig {
             compute_timeout: Duration::from_secs(60),
             retry_interval: Duration::from_secs(30),
             write_queue_capacity: 256,
+            write_queue_bytes: 128 << 20,
             write_workers: 4,
         }
     }

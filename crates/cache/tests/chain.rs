@@ -454,6 +454,38 @@ async fn unusable_cache_dir_disables_the_disk_tier_until_it_is_fixed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_behind_queue_is_bounded_by_bytes() {
+    // A store that accepts connections and never answers: queued writes stay queued.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let emulator = format!("http://{}", silent.local_addr().unwrap());
+    let mut options = gcs_options(&emulator, "silent");
+    options.operation_timeout = Duration::from_secs(1);
+    let mut config = with_object_store(memory_only(64 << 20), options);
+    config.write_queue_capacity = 100;
+    config.write_queue_bytes = 1 << 20;
+    config.write_workers = 1;
+    config.retry_interval = Duration::ZERO;
+    let cache = open(config).await;
+    // Ten 300 kB values: room for three in 1 MiB, whatever the entry count allows.
+    for n in 0..10 {
+        bounded(cache.put(&frame_key(n), value(n, 300_000))).await;
+    }
+    let metrics = &cache.metrics().object_store;
+    assert!(
+        metrics.queue_depth.get() <= 3,
+        "{}",
+        metrics.queue_depth.get()
+    );
+    assert!(metrics.dropped_queue_full.get() >= 7);
+    assert!(bounded(cache.flush(Duration::from_secs(15))).await);
+    // Freed bytes make room again.
+    let before = metrics.dropped_queue_full.get();
+    bounded(cache.put(&frame_key(20), value(20, 300_000))).await;
+    assert_eq!(metrics.dropped_queue_full.get(), before);
+    assert!(bounded(cache.flush(Duration::from_secs(15))).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_write_behind_queue_drops_writes_and_flush_still_finishes() {
     // A store that accepts connections and never answers: every write takes the full timeout.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
