@@ -1,6 +1,6 @@
 //! `lazycache serve`: wires mirrors and the three-tier cache into the service and its HTTP
-//! front door, and runs it until SIGTERM/SIGINT. The port is bound first and answers
-//! "starting" (503) while the caches open. At the signal `/readyz` turns 503 (and stays so for
+//! front door, and runs it until SIGTERM/SIGINT. The port is bound first: `/readyz` answers
+//! "starting" (503) while the caches open, and `/v1` requests wait for them (at most 10 s). At the signal `/readyz` turns 503 (and stays so for
 //! `--shutdown-delay` while requests are still served), then the listener closes, in-flight
 //! requests finish (≤ 30 s) while new `/v1` requests on open connections get 503, write-behind
 //! is flushed, and the process exits 0.

@@ -20,6 +20,10 @@ mod routes;
 mod state;
 mod v1;
 
+/// Longest a `/v1` request waits for the tiers to open at start-up before it is told "starting"
+/// (503): an object-store probe takes a round trip, or its timeout when the store is down.
+pub const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub use error::ApiError;
 pub use metrics::HttpMetrics;
 pub use options::HttpOptions;

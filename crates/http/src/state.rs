@@ -33,13 +33,15 @@ pub(crate) struct Inner {
     pub metrics: HttpMetrics,
     pub options: HttpOptions,
     phase: AtomicU8,
+    /// Says when the phase changes, for requests waiting out the start.
+    phase_changed: tokio::sync::watch::Sender<()>,
 }
 
 impl AppState {
     /// Registers the HTTP metrics in `registry` (where the service's and the cache's are). Until
-    /// [`Self::start_serving`] hands over the open cache, `/v1` answers 503 "starting" (health,
-    /// `/`, `/info` and `/metrics` already answer), so the port can be bound before the slow
-    /// start-up work.
+    /// [`Self::start_serving`] hands over the open cache, `/v1` requests wait for it (at most
+    /// [`crate::STARTUP_WAIT`], then 503 "starting"; health, `/`, `/info` and `/metrics` already
+    /// answer, `/readyz` says 503), so the port can be bound before the slow start-up work.
     pub fn new(
         service: Service,
         registry: Registry,
@@ -53,6 +55,7 @@ impl AppState {
                 metrics,
                 options,
                 phase: AtomicU8::new(Phase::Starting as u8),
+                phase_changed: tokio::sync::watch::channel(()).0,
             }),
         })
     }
@@ -92,6 +95,23 @@ impl AppState {
         self.phase() == Phase::Starting
     }
 
+    /// Waits while the server is starting (the tiers opening), at most `limit`; whether it
+    /// started. Clients such as pycamhd-lazycache do not retry a 503, so a request that arrives
+    /// in the first seconds waits rather than fails.
+    pub async fn wait_until_started(&self, limit: std::time::Duration) -> bool {
+        let mut changed = self.inner.phase_changed.subscribe();
+        let wait = async {
+            // Subscribed before checking: a change between the check and the wait is not lost.
+            while self.is_starting() {
+                if changed.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
+        !self.is_starting()
+    }
+
     /// The cache once open, e.g. to flush its write-behind queues at shutdown.
     pub fn cache(&self) -> Option<&TieredCache> {
         self.inner.service.cache()
@@ -99,6 +119,7 @@ impl AppState {
 
     fn set_phase(&self, phase: Phase) {
         self.inner.phase.store(phase as u8, Ordering::SeqCst);
+        self.inner.phase_changed.send_replace(());
     }
 
     fn phase(&self) -> Phase {

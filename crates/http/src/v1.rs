@@ -94,10 +94,10 @@ async fn respond(
     state: &AppState,
     started: Instant,
 ) -> Result<HttpResponse, ApiError> {
-    if state.is_starting() {
+    access::check(request, &state.inner.options.api_keys)?;
+    if state.is_starting() && !state.wait_until_started(crate::STARTUP_WAIT).await {
         return Err(ServiceError::Starting.into());
     }
-    access::check(request, &state.inner.options.api_keys)?;
     let url = request.uri().path();
     let tail = url.strip_prefix("/v1").unwrap_or(url);
     let service = state.service();
