@@ -12,64 +12,20 @@
 //! the segment takes seconds. The GOP spans come from ffprobe's packet list of the segment.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::Counting;
+
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use bytes::Bytes;
-use lazycache_decode::{
-    ByteSource, FileSource, Limits, Movie, PixelLayout, RenderOptions, SourceError, render,
-};
+use lazycache_decode::{ByteSource, FileSource, Limits, Movie, PixelLayout, RenderOptions, render};
 use lazycache_testkit::{fixtures, oracle};
 
 const MIB: u64 = 1 << 20;
 /// "A handful of range requests" for metadata.
 const MAX_METADATA_READS: u64 = 24;
-
-/// Counts the bytes and reads that pass through.
-struct Counting {
-    inner: FileSource,
-    bytes: AtomicU64,
-    reads: AtomicU64,
-}
-
-impl Counting {
-    fn open(path: &Path) -> Arc<Self> {
-        Arc::new(Self {
-            inner: FileSource::open(path).unwrap(),
-            bytes: AtomicU64::new(0),
-            reads: AtomicU64::new(0),
-        })
-    }
-    fn take(&self) -> (u64, u64) {
-        (
-            self.bytes.swap(0, Ordering::SeqCst),
-            self.reads.swap(0, Ordering::SeqCst),
-        )
-    }
-}
-
-impl ByteSource for Counting {
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    fn validator(&self) -> &str {
-        self.inner.validator()
-    }
-    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
-        let bytes = self.inner.read_at(offset, len)?;
-        self.bytes.fetch_add(bytes.len() as u64, Ordering::SeqCst);
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        Ok(bytes)
-    }
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn extension(&self) -> Option<String> {
-        self.inner.extension()
-    }
-}
 
 /// The segment's packets in decode order, and for each presentation position the packet index.
 struct Segment {

@@ -7,14 +7,16 @@
 //! peak RSS is its own, not that of the tests running beside it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::Counting;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use lazycache_decode::{ByteSource, Error, FileSource, Limits, Movie, SourceError};
+use lazycache_decode::{ByteSource, Error, FileSource, Limits, Movie};
 use lazycache_testkit::{fixtures, hostile};
 
 /// Set to a movie's path, this test binary's [`child_opens_one_movie`] opens it and reports.
@@ -224,32 +226,6 @@ fn the_extension_picks_the_demuxer_and_probing_must_agree() {
     ));
 }
 
-/// Counts the bytes that pass through to the file.
-struct Counting {
-    inner: FileSource,
-    bytes: AtomicU64,
-}
-
-impl ByteSource for Counting {
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    fn validator(&self) -> &str {
-        self.inner.validator()
-    }
-    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
-        let bytes = self.inner.read_at(offset, len)?;
-        self.bytes.fetch_add(bytes.len() as u64, Ordering::SeqCst);
-        Ok(bytes)
-    }
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn extension(&self) -> Option<String> {
-        self.inner.extension()
-    }
-}
-
 #[test]
 fn atoms_read_for_the_check_are_not_read_again() {
     // The ProRes fixture: ftyp, wide, a 24 MB mdat, then a 2.9 KB moov. The check reads the
@@ -258,13 +234,10 @@ fn atoms_read_for_the_check_are_not_read_again() {
         ("prores_hq_1080p.mov", 16 * 1024 + 4096),
         (hostile::SOURCE, 16 * 1024),
     ] {
-        let source = Arc::new(Counting {
-            inner: FileSource::open(fixtures::path(name)).unwrap(),
-            bytes: AtomicU64::new(0),
-        });
+        let source = Counting::fixture(name);
         let movie = Movie::open(source.clone(), Limits::default()).unwrap();
         assert!(movie.frame_count() > 0);
-        let read = source.bytes.load(Ordering::SeqCst);
+        let (read, _) = source.take();
         eprintln!("{name}: the index read {read} bytes");
         if movie.index().intra_only {
             assert!(read <= budget, "{name}: read {read} bytes");

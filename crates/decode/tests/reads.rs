@@ -2,60 +2,18 @@
 //! stored index replaces the probe entirely.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::Counting;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use lazycache_decode::{ByteSource, FileSource, Limits, Movie, MovieIndex, SourceError};
-use lazycache_testkit::fixtures;
-
-/// Counts the bytes and reads that pass through.
-struct Counting {
-    inner: FileSource,
-    bytes: AtomicU64,
-    reads: AtomicU64,
-}
-
-impl Counting {
-    fn open(name: &str) -> Arc<Self> {
-        Arc::new(Self {
-            inner: FileSource::open(fixtures::path(name)).unwrap(),
-            bytes: AtomicU64::new(0),
-            reads: AtomicU64::new(0),
-        })
-    }
-    fn take(&self) -> (u64, u64) {
-        (
-            self.bytes.swap(0, Ordering::SeqCst),
-            self.reads.swap(0, Ordering::SeqCst),
-        )
-    }
-}
-
-impl ByteSource for Counting {
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    fn validator(&self) -> &str {
-        self.inner.validator()
-    }
-    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
-        let bytes = self.inner.read_at(offset, len)?;
-        self.bytes.fetch_add(bytes.len() as u64, Ordering::SeqCst);
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        Ok(bytes)
-    }
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    fn extension(&self) -> Option<String> {
-        self.inner.extension()
-    }
-}
+use lazycache_decode::{ByteSource, Limits, Movie, MovieIndex};
 
 #[test]
 fn probing_a_moov_at_end_prores_file_reads_well_under_one_percent() {
-    let source = Counting::open("prores_hq_1080p.mov");
+    let source = Counting::fixture("prores_hq_1080p.mov");
     let movie = Movie::open(source.clone(), Limits::default()).unwrap();
     let (bytes, reads) = source.take();
     let size = source.len();
@@ -68,7 +26,7 @@ fn probing_a_moov_at_end_prores_file_reads_well_under_one_percent() {
 
 #[test]
 fn a_cold_prores_frame_reads_only_its_sample() {
-    let source = Counting::open("prores_hq_1080p.mov");
+    let source = Counting::fixture("prores_hq_1080p.mov");
     let movie = Movie::open(source.clone(), Limits::default()).unwrap();
     source.take();
     for n in [1, 37, movie.frame_count()] {
@@ -88,7 +46,7 @@ fn a_cold_prores_frame_reads_only_its_sample() {
 
 #[test]
 fn a_long_gop_frame_reads_its_gop_prefix_in_few_requests() {
-    let source = Counting::open("h264_longgop_moov_end.mp4");
+    let source = Counting::fixture("h264_longgop_moov_end.mp4");
     let movie = Movie::open(source.clone(), Limits::default()).unwrap();
     source.take();
     movie.decode(110).unwrap();
@@ -99,7 +57,7 @@ fn a_long_gop_frame_reads_its_gop_prefix_in_few_requests() {
 
 #[test]
 fn a_stored_index_replaces_the_probe_and_gives_the_same_frames() {
-    let source = Counting::open("h264_longgop_moov_end.mp4");
+    let source = Counting::fixture("h264_longgop_moov_end.mp4");
     let movie = Movie::open(source.clone(), Limits::default()).unwrap();
     let stored = movie.index().to_bytes().unwrap();
     assert!(stored.len() < 16 * 1024, "index is {} bytes", stored.len());
@@ -121,7 +79,7 @@ fn a_stored_index_replaces_the_probe_and_gives_the_same_frames() {
 
 #[test]
 fn the_frame_on_screen_at_a_time() {
-    let source = Counting::open("h264_longgop_faststart.mp4"); // 25 fps
+    let source = Counting::fixture("h264_longgop_faststart.mp4"); // 25 fps
     let movie = Movie::open(source, Limits::default()).unwrap();
     assert_eq!(movie.frame_at_time(0.0).unwrap(), 1);
     assert_eq!(movie.frame_at_time(0.039).unwrap(), 1);
@@ -149,7 +107,7 @@ fn long_gop_fixtures_index_every_keyframe() {
         ("vp9.webm", 60),
         ("odd_size_333x197.mp4", 30),
     ] {
-        let movie = Movie::open(Counting::open(name), Limits::default()).unwrap();
+        let movie = Movie::open(Counting::fixture(name), Limits::default()).unwrap();
         let samples = &movie.index().samples;
         let keyframes = samples.iter().filter(|s| s.keyframe).count();
         assert_eq!(
@@ -163,7 +121,7 @@ fn long_gop_fixtures_index_every_keyframe() {
 
 #[test]
 fn codec_parameters_are_stored_by_name_and_unknown_names_read_as_unspecified() {
-    let source = Counting::open("prores_hq_1080p.mov");
+    let source = Counting::fixture("prores_hq_1080p.mov");
     let movie = Movie::open(source.clone(), Limits::default()).unwrap();
     let codec = &movie.index().codec;
     // As the MOV demuxer states them (the `fiel` atom), in FFmpeg's words.
@@ -203,9 +161,9 @@ fn sequential_frames_continue_a_warm_decoder_and_stay_exact() {
     use lazycache_decode::{WarmPool, WarmSettings};
     // 60-frame GOPs with B-frames: frames 100..=110 lie deep in the GOP starting at 61.
     let name = "h264_longgop_faststart.mp4";
-    let cold_source = Counting::open(name);
+    let cold_source = Counting::fixture(name);
     let cold = Movie::open(cold_source.clone(), Limits::default()).unwrap();
-    let source = Counting::open(name);
+    let source = Counting::fixture(name);
     let pool = Arc::new(WarmPool::new(WarmSettings::default()));
     let warm = Movie::open(source.clone(), Limits::default())
         .unwrap()
@@ -242,9 +200,9 @@ fn sequential_frames_continue_a_warm_decoder_and_stay_exact() {
 fn concurrent_requests_around_one_place_are_exact() {
     use lazycache_decode::{WarmPool, WarmSettings};
     let name = "h264_longgop_faststart.mp4";
-    let cold = Movie::open(Counting::open(name), Limits::default()).unwrap();
+    let cold = Movie::open(Counting::fixture(name), Limits::default()).unwrap();
     let pool = Arc::new(WarmPool::new(WarmSettings::default()));
-    let warm = Movie::open(Counting::open(name), Limits::default())
+    let warm = Movie::open(Counting::fixture(name), Limits::default())
         .unwrap()
         .with_warm_pool(pool);
     let frames: Vec<u64> = (70..=85).rev().chain(86..=95).collect();
@@ -274,7 +232,7 @@ fn concurrent_requests_around_one_place_are_exact() {
 #[test]
 fn keyframe_mode_names_the_shown_keyframe_at_or_before() {
     let movie = Movie::open(
-        Counting::open("h264_longgop_faststart.mp4"),
+        Counting::fixture("h264_longgop_faststart.mp4"),
         Limits::default(),
     )
     .unwrap();
