@@ -21,6 +21,19 @@ import threading
 
 import yaml
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def shutdown_bound_seconds():
+    """The binary's stop bound past --shutdown-delay (drain + flush), from src/serve.rs."""
+    text = read(os.path.join(REPO, "src", "serve.rs"))
+    m = re.search(
+        r"const SHUTDOWN_BOUND: Duration = Duration::from_secs\((\d+)\);", text
+    )
+    if not m:
+        sys.exit("error: src/serve.rs no longer states SHUTDOWN_BOUND")
+    return int(m.group(1))
+
 
 def finish(errors, summary):
     """Prints the errors and fails, or prints the summary."""
@@ -450,9 +463,10 @@ def unit_invariants(native_unit, container_unit):
     ):
         if k not in n:
             errors.append(f"lazycache.service: no {k}=")
-    if seconds(n.get("TimeoutStopSec", ["0"])[-1]) < 35:
+    bound = shutdown_bound_seconds()
+    if seconds(n.get("TimeoutStopSec", ["0"])[-1]) < bound + 5:
         errors.append(
-            "lazycache.service: TimeoutStopSec leaves no room for the 30 s drain"
+            f"lazycache.service: TimeoutStopSec leaves no room for the {bound} s stop"
         )
     if not n.get("ExecStart", [""])[0].startswith("/usr/local/bin/lazycache serve"):
         errors.append(
@@ -475,8 +489,10 @@ def unit_invariants(native_unit, container_unit):
         errors.append("lazycache-container.service: no clean-up in ExecStopPost")
     stop = " ".join(c.get("ExecStop", []))
     m = re.search(r"docker stop (?:-t|--time|--timeout)[ =](\d+)", stop)
-    if not m or int(m.group(1)) < 30:
-        errors.append("lazycache-container.service: docker stop gives less than 30 s")
+    if not m or int(m.group(1)) < bound + 5:
+        errors.append(
+            f"lazycache-container.service: docker stop gives less than the {bound} s stop"
+        )
     elif seconds(c.get("TimeoutStopSec", ["0"])[-1]) <= int(m.group(1)):
         errors.append(
             "lazycache-container.service: TimeoutStopSec does not outlast docker stop"

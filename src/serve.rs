@@ -21,8 +21,25 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::ServeConfig;
 
-/// Longest wait for in-flight requests, then for pending cache writes, at shutdown.
+/// Longest wait for in-flight requests at shutdown (SPEC §4)...
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// ... then for pending cache writes. Past `--shutdown-delay`, a stop takes at most
+/// [`SHUTDOWN_BOUND`]; the systemd units' `TimeoutStopSec` and `docker stop -t` outlast it
+/// (`scripts/check_deploy.py` checks them against this figure).
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(40);
+const _: () =
+    assert!(DRAIN_TIMEOUT.as_secs() + FLUSH_TIMEOUT.as_secs() == SHUTDOWN_BOUND.as_secs());
+
+/// Slow clients (slowloris): a request's head must arrive within this, or the connection is
+/// closed with 408 ...
+const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// ... an idle keep-alive connection is closed after this ...
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// ... a closing connection gets this long to go before it is dropped ...
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// ... and each worker holds at most this many connections (excess ones wait in the backlog).
+const MAX_CONNECTIONS_PER_WORKER: usize = 4096;
 
 pub fn serve(config: ServeConfig) -> Result<()> {
     let cpus = std::thread::available_parallelism().map_or(2, usize::from);
@@ -49,6 +66,10 @@ async fn run(config: ServeConfig, cpus: usize) -> Result<()> {
             .workers(cpus.max(2))
             .disable_signals()
             .shutdown_timeout(DRAIN_TIMEOUT.as_secs())
+            .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+            .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+            .keep_alive(KEEP_ALIVE)
+            .max_connections(MAX_CONNECTIONS_PER_WORKER)
             .bind((config.bind, config.port))
             .with_context(|| {
                 format!(
@@ -93,9 +114,9 @@ async fn run(config: ServeConfig, cpus: usize) -> Result<()> {
     let ((), drained) = tokio::join!(server_handle.stop(true), &mut server);
     drained.context("the HTTP server failed while draining")?;
     if let Some(cache) = state.cache()
-        && !cache.flush(DRAIN_TIMEOUT).await
+        && !cache.flush(FLUSH_TIMEOUT).await
     {
-        tracing::warn!("some cache writes were still pending after {DRAIN_TIMEOUT:?}");
+        tracing::warn!("some cache writes were still pending after {FLUSH_TIMEOUT:?}");
     }
     tracing::info!("stopped");
     Ok(())
