@@ -80,6 +80,9 @@ pub struct ServeConfig {
     /// How long a request waits for a decode slot before its 503
     #[arg(long, env = "LAZYCACHE_DECODE_QUEUE_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = duration)]
     pub decode_queue_timeout: Duration,
+    /// Largest coded frame a movie may have; a movie with a bigger one is refused (415) when its index is read
+    #[arg(long, env = "LAZYCACHE_MAX_SAMPLE_SIZE", value_name = "SIZE", default_value = "64MiB", value_parser = size)]
+    pub max_sample_size: u64,
     /// Wall-clock bound on one index build or one frame, origin reads included
     #[arg(long, env = "LAZYCACHE_DECODE_TIMEOUT", value_name = "DURATION", default_value = "60s", value_parser = duration)]
     pub decode_timeout: Duration,
@@ -139,6 +142,7 @@ impl fmt::Debug for ServeConfig {
             .field("file_overlay_flatten", &self.file_overlay_flatten)
             .field("max_concurrent_decodes", &self.max_concurrent_decodes)
             .field("decode_queue_timeout", &self.decode_queue_timeout)
+            .field("max_sample_size", &self.max_sample_size)
             .field("decode_timeout", &self.decode_timeout)
             .field("listing_ttl", &self.listing_ttl)
             .field("request_timeout", &self.request_timeout)

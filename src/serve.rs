@@ -196,7 +196,10 @@ fn app_state(
                 ..WarmSettings::default()
             },
         },
-        limits: Limits::default(),
+        limits: Limits {
+            max_sample_bytes: config.max_sample_size,
+            ..Limits::default()
+        },
         io: Handle::current(),
     })
     .context("cannot register metrics")?;

@@ -118,3 +118,36 @@ fn a_movie_that_shows_nothing_is_415_not_a_panic() {
         assert!(error.contains("no frames are shown"), "{path}: {text}");
     }
 }
+
+#[test]
+fn a_movie_with_a_sample_over_max_sample_size_is_415_before_any_frame_is_read() {
+    let nginx = Nginx::serve(&lazycache_testkit::fixtures::dir());
+    let server = Server::start(
+        &[
+            "--mirror",
+            &nginx_mirror(&nginx),
+            "--cache-dir",
+            "",
+            "--max-sample-size",
+            "100KiB",
+        ],
+        &[],
+    );
+    let prefix = nginx_prefix(&nginx);
+    let rt = runtime();
+    let c = client();
+    // ProRes HQ 1080p frames are about 330 kB each.
+    for route in ["", "/frame/5.jpg"] {
+        let path = format!("{prefix}prores_hq_1080p.mov{route}");
+        let response = rt.block_on(async { c.get(server.url(&path)).send().await.unwrap() });
+        let status = response.status().as_u16();
+        let text = rt.block_on(response.text()).unwrap();
+        assert_eq!(status, 415, "{path}: {text}");
+        assert!(text.contains("at most 102400 allowed"), "{path}: {text}");
+    }
+    let (_, read) = nginx.gets_of("/prores_hq_1080p.mov");
+    assert!(
+        read < 200_000,
+        "the index alone was read, not frames: {read} bytes"
+    );
+}

@@ -23,6 +23,11 @@ pub struct Limits {
     /// build to about 100 MB. Declared counts are checked against this before FFmpeg sees the
     /// movie (see `mp4_boxes`).
     pub max_samples: usize,
+    /// Largest sample (coded frame) a movie may have: a bigger one makes the movie unservable
+    /// (415) at index time, so one frame can neither fill memory nor fan out into hundreds of
+    /// range requests. 64 MiB is well above any camera codec's frame (a ProRes 4444 XQ 8K frame
+    /// is about 20 MB).
+    pub max_sample_bytes: u64,
     /// Packets one frame request may feed to the decoder (bounds GOP length).
     pub max_decode_packets: usize,
     /// Wall-clock cap on one index build or one frame decode.
@@ -40,6 +45,7 @@ impl Default for Limits {
             max_index_bytes: 256 * 1024 * 1024,
             scan_whole_up_to: INDEX_FLOOR_BYTES,
             max_samples: 1_000_000,
+            max_sample_bytes: 64 * 1024 * 1024,
             max_decode_packets: 4096,
             decode_timeout: Duration::from_secs(60),
             max_source_pixels: 8192 * 8192,

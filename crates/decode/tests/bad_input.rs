@@ -108,6 +108,33 @@ fn an_index_larger_than_the_cap_is_refused() {
 }
 
 #[test]
+fn a_sample_over_the_cap_makes_the_movie_unservable_fresh_or_cached() {
+    // ProRes HQ 1080p samples are about 330 kB.
+    let small = Limits {
+        max_sample_bytes: 100_000,
+        ..Limits::default()
+    };
+    match open_with("prores_hq_1080p.mov", small.clone()) {
+        Err(Error::IndexTooLarge(message)) => {
+            assert!(message.contains("at most 100000"), "{message}")
+        }
+        other => panic!("expected IndexTooLarge, got {:?}", other.err()),
+    }
+    let movie = open_with("prores_hq_1080p.mov", Limits::default()).unwrap();
+    let cached = movie.index().clone();
+    let source: std::sync::Arc<dyn lazycache_decode::ByteSource> = std::sync::Arc::new(
+        lazycache_decode::FileSource::open(lazycache_testkit::fixtures::path(
+            "prores_hq_1080p.mov",
+        ))
+        .unwrap(),
+    );
+    assert!(matches!(
+        lazycache_decode::Movie::with_index(source, cached, small),
+        Err(Error::IndexTooLarge(_))
+    ));
+}
+
+#[test]
 fn garbage_inside_a_valid_container_fails_cleanly() {
     // Overwrite the middle of every sample region of an H.264 MP4 with noise: the index still
     // parses, decoding must give a frame or a typed error, never a panic or a hang.

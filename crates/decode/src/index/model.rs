@@ -202,8 +202,8 @@ impl MovieIndex {
     }
 
     /// The bounds a fresh index meets, checked again on one from a cache (which may be old,
-    /// damaged or planted): a sample count within `limits`, at least one frame shown, a time
-    /// base, a picture size within `limits`, and for direct reads every sample inside the file.
+    /// damaged or planted): a sample count within `limits`, at least one frame shown, no sample
+    /// over `limits.max_sample_bytes`, a time base, a picture size within `limits`, and for direct reads every sample inside the file.
     pub fn check(&self, limits: &Limits) -> Result<()> {
         if let Some(timeline) = &self.timeline {
             return self.check_timeline(timeline, limits);
@@ -221,6 +221,16 @@ impl MovieIndex {
         if self.samples.iter().all(|s| s.discard) {
             // E.g. a MOV whose edit list starts past its last sample.
             return Err(Error::NotAMovie("no frames are shown".into()));
+        }
+        if let Some(huge) = self
+            .samples
+            .iter()
+            .find(|s| u64::from(s.size) > limits.max_sample_bytes)
+        {
+            return Err(Error::IndexTooLarge(format!(
+                "a sample of {} bytes (at most {} allowed)",
+                huge.size, limits.max_sample_bytes
+            )));
         }
         if self.time_base.0 <= 0 || self.time_base.1 <= 0 {
             return Err(Error::NotAMovie("the video stream has no time base".into()));
