@@ -132,6 +132,8 @@ fn open_mirrors(config: &ServeConfig, ranges: &RangeCache) -> Result<Vec<Arc<Mir
         listing_ttl: config.listing_ttl,
         file_overlay: config.file_overlay.clone(),
         file_overlay_flatten: config.file_overlay_flatten,
+        origin_concurrency: config.origin_concurrency,
+        origin_queue_timeout: config.origin_timeout,
     };
     let mut mirrors = Vec::new();
     for spec in &config.mirrors {

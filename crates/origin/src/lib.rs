@@ -7,6 +7,7 @@
 mod error;
 mod file;
 mod http;
+mod limited;
 mod mirror;
 mod object;
 mod open;
@@ -23,6 +24,7 @@ pub use error::{OriginError, OriginResult};
 pub use file::FileOrigin;
 pub use http::{HttpConfig, HttpOrigin};
 pub use lazycache_store::STORAGE_EMULATOR_HOST;
+pub use limited::LimitedOrigin;
 pub use mirror::{Mirror, OriginConfig};
 pub use object::ObjectStoreOrigin;
 pub use open::{locate, open_location, origin_for_url};

@@ -10,6 +10,7 @@ use url::Url;
 use crate::error::{OriginError, OriginResult};
 use crate::file::FileOrigin;
 use crate::http::HttpConfig;
+use crate::limited::LimitedOrigin;
 use crate::open::origin_for_url;
 use crate::origin::{FileMeta, Listing, Origin};
 use crate::overlay::OverlayOrigin;
@@ -30,6 +31,10 @@ pub struct OriginConfig {
     pub file_overlay: Option<PathBuf>,
     /// `--file-overlay-flatten`.
     pub file_overlay_flatten: bool,
+    /// `--origin-concurrency`: requests in flight to the mirror's origin at once.
+    pub origin_concurrency: usize,
+    /// How long a request waits for its turn before it fails as an origin timeout.
+    pub origin_queue_timeout: Duration,
 }
 
 impl Default for OriginConfig {
@@ -39,6 +44,8 @@ impl Default for OriginConfig {
             listing_ttl: Duration::from_secs(300),
             file_overlay: None,
             file_overlay_flatten: false,
+            origin_concurrency: 32,
+            origin_queue_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -74,7 +81,13 @@ fn ttl_cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> moka::future::C
 impl Mirror {
     /// Builds the origin `spec` names (no request is made yet), under the configured overlay.
     pub fn open(spec: MirrorSpec, config: &OriginConfig, ranges: RangeCache) -> OriginResult<Self> {
-        let mut origin = origin_for_url(&spec.origin_url(), &config.http)?;
+        let origin = origin_for_url(&spec.origin_url(), &config.http)?;
+        // The bound is on the remote origin; overlay files are local and not counted.
+        let mut origin: Arc<dyn Origin> = Arc::new(LimitedOrigin::new(
+            origin,
+            config.origin_concurrency,
+            config.origin_queue_timeout,
+        ));
         if let Some(dir) = &config.file_overlay {
             let overlay = FileOrigin::new(dir).map_err(|e| {
                 OriginError::config(format!("--file-overlay {}: {e}", dir.display()))

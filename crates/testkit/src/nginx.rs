@@ -34,6 +34,8 @@ pub struct AccessLogEntry {
     pub range: Option<String>,
     /// `$body_bytes_sent`: body bytes nginx sent (headers excluded).
     pub body_bytes_sent: u64,
+    /// `$connection`: the serial number of the client connection the request came on.
+    pub connection: u64,
 }
 
 impl Nginx {
@@ -139,7 +141,7 @@ events {{ worker_connections 512; }}
 http {{
     types {{ video/quicktime mov; video/mp4 mp4; text/html html; }}
     default_type application/octet-stream;
-    log_format ranges "$request_method\t$uri\t$status\t$http_range\t$body_bytes_sent";
+    log_format ranges "$request_method\t$uri\t$status\t$http_range\t$body_bytes_sent\t$connection";
     access_log {d}/access.log ranges;
     client_body_temp_path {d}/client_body;
     proxy_temp_path {d}/proxy;
@@ -196,11 +198,13 @@ fn parse_line(line: &str) -> Option<AccessLogEntry> {
     let status = fields.next()?.parse().ok()?;
     let range = fields.next().filter(|r| *r != "-").map(str::to_owned);
     let body_bytes_sent = fields.next()?.trim().parse().ok()?;
+    let connection = fields.next()?.trim().parse().ok()?;
     Some(AccessLogEntry {
         method,
         uri,
         status,
         range,
         body_bytes_sent,
+        connection,
     })
 }
