@@ -200,6 +200,7 @@ fn app_state(
         },
         limits: Limits {
             max_sample_bytes: config.max_sample_size,
+            decode_timeout: config.decode_timeout,
             ..Limits::default()
         },
         io: Handle::current(),

@@ -175,6 +175,16 @@ mod libc_seek {
     pub const SEEK_END: i32 = 2;
 }
 
+/// FFmpeg's interrupt callback: 1 (stop) once the decode's deadline has passed.
+///
+/// # Safety
+/// `opaque` is the `IoState` owned by the `Demuxer` whose context calls this.
+unsafe extern "C" fn past_deadline(opaque: *mut c_void) -> c_int {
+    // SAFETY: per the contract; only read, on the thread that owns the demuxer.
+    let state = unsafe { &*(opaque as *const IoState) };
+    c_int::from(Instant::now() > state.deadline)
+}
+
 unsafe extern "C" fn read_packet(opaque: *mut c_void, buf: *mut u8, buf_size: c_int) -> c_int {
     // SAFETY: opaque is the IoState boxed by Demuxer, alive for the context's lifetime; FFmpeg
     // gives a writable buffer of buf_size bytes and never calls us concurrently for one context.
@@ -241,7 +251,10 @@ impl Demuxer {
             fetched: known.fetched,
             known,
             fetch_cap,
-            deadline: Instant::now() + timeout,
+            // The decode's own deadline when one runs on this thread (it started earlier).
+            deadline: crate::deadline::current().map_or(Instant::now() + timeout, |running| {
+                running.min(Instant::now() + timeout)
+            }),
             timeout,
             error: None,
             zero_ranges: Vec::new(),
@@ -280,6 +293,11 @@ impl Demuxer {
             }
             (*ctx).pb = avio;
             (*ctx).flags |= ffi::AVFMT_FLAG_CUSTOM_IO;
+            // FFmpeg's own loops (probing, stream analysis, seeking) stop at the deadline too.
+            (*ctx).interrupt_callback = ffi::AVIOInterruptCB {
+                callback: Some(past_deadline),
+                opaque,
+            };
             (*ctx).io_open = Some(refuse_nested_open);
             let formats = CString::new(format).unwrap_or_default();
             (*ctx).format_whitelist = ffi::av_strdup(formats.as_ptr());
@@ -318,16 +336,20 @@ impl Demuxer {
     /// The error to report for a failed FFmpeg call: ours from the callbacks if there was one,
     /// else what FFmpeg logged or returned.
     pub fn open_error(&mut self, ret: c_int) -> Error {
-        if let Some(e) = self.state.error.take() {
+        if let Some(e) = self.take_io_error() {
             return e;
         }
         let said = ffmpeg_log::take_last_error().unwrap_or_else(|| av_error_string(ret));
         Error::NotAMovie(said)
     }
 
-    /// Takes the error a callback recorded, if any.
+    /// Takes the error a callback recorded, if any — or, once the deadline has passed (FFmpeg
+    /// then stops at its interrupt callback with a generic error), the deadline's.
     pub fn take_io_error(&mut self) -> Option<Error> {
-        self.state.error.take()
+        self.state.error.take().or_else(|| {
+            (Instant::now() > self.state.deadline)
+                .then_some(Error::DecodeTimeout(self.state.timeout))
+        })
     }
 
     /// From now on, answer reads of these bytes from memory: they were read from the source

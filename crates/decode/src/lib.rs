@@ -5,6 +5,7 @@
 //! async runtime. See ARCHITECTURE.md.
 
 mod avio;
+pub mod deadline;
 mod decoder;
 pub mod encode;
 pub mod error;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::deadline;
 use crate::decoder::warm_pool::WarmPool;
 use crate::decoder::{DecodePath, DecodedFrame, WarmMovie, decode_frame};
 use crate::encode::{Format, encode};
@@ -68,6 +69,7 @@ static NEXT_MOVIE_ID: AtomicU64 = AtomicU64::new(1);
 impl Movie {
     /// Reads the movie's index from `source` (for MOV/MP4: atom headers and the moov only).
     pub fn open(source: Arc<dyn ByteSource>, limits: Limits) -> Result<Self> {
+        let _deadline = deadline::scope(Instant::now() + limits.decode_timeout);
         let index = index::build(Arc::clone(&source), &limits)?;
         Ok(Self::assemble(source, index, limits))
     }
@@ -200,6 +202,7 @@ impl Movie {
     /// Decodes frame `frame` (1-based, presentation order). Blocking: call off the async runtime.
     pub fn decode(&self, frame: u64) -> Result<DecodedFrame> {
         self.check_frame(frame)?;
+        let _deadline = deadline::scope(Instant::now() + self.limits.decode_timeout);
         let position = usize::try_from(frame - 1).map_err(|_| Error::FrameOutOfRange {
             frame,
             count: self.frame_count(),

@@ -129,7 +129,9 @@ fn decode_kind(error: &DecodeError) -> ErrorKind {
         | DecodeError::IndexTooLarge(_)
         | DecodeError::UnsupportedCodec(_)
         | DecodeError::Decode(_) => ErrorKind::Unsupported,
-        DecodeError::DecodeTimeout(_) => ErrorKind::Busy,
+        // The wall-clock deadline (--decode-timeout) passed, origin reads included: almost
+        // always a slow origin, so a gateway timeout, as SPEC §2 says.
+        DecodeError::DecodeTimeout(_) => ErrorKind::UpstreamTimeout,
         DecodeError::BadIndex(_) | DecodeError::Encode(_) => ErrorKind::Internal,
         DecodeError::Source(source) => match source.kind {
             SourceErrorKind::NotFound => ErrorKind::NotFound,

@@ -29,10 +29,25 @@ impl ByteSource for OriginSource {
         self.file.validator()
     }
 
+    /// Bounded by what is left of the running decode's deadline, if any: an origin that sends
+    /// a byte now and then cannot hold the decode (and its slot) past it.
     fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
-        self.runtime
-            .block_on(self.file.read_at(offset, len))
-            .map_err(|e| source_error(&e))
+        let read = self.file.read_at(offset, len);
+        let result = match lazycache_decode::deadline::current() {
+            Some(deadline) => self.runtime.block_on(async {
+                tokio::time::timeout_at(deadline.into(), read)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(OriginError::Timeout {
+                            what: self.file.path().to_string(),
+                            detail: "the decode's deadline (--decode-timeout) passed during a read"
+                                .into(),
+                        })
+                    })
+            }),
+            None => self.runtime.block_on(read),
+        };
+        result.map_err(|e| source_error(&e))
     }
 
     /// The file's path inside its mirror: decode errors reach clients, so never a server path
