@@ -108,7 +108,7 @@ pub struct ServeConfig {
     /// Require this key on /v1, /metrics, /info and /ui (repeatable; variable and file: comma-separated)
     #[arg(long = "api-key", env = "LAZYCACHE_API_KEY", value_name = "KEY", hide_env_values = true, value_parser = key)]
     pub api_keys: Vec<String>,
-    /// Sign object-store entries (HMAC-SHA256); unsigned or mismatched entries are misses
+    /// Sign object-store entries (HMAC-SHA256); unsigned or mismatched entries are misses. NEW,OLD during a rotation: signs with NEW, accepts both
     #[arg(long, env = "LAZYCACHE_CACHE_SIGNING_KEY", value_name = "KEY", hide_env_values = true, value_parser = key)]
     pub cache_signing_key: Option<String>,
     /// go-lazycache alias: none, local (--image-store-root) or google (--image-store-bucket)

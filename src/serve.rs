@@ -162,7 +162,7 @@ async fn open_cache(config: &ServeConfig, registry: &Registry) -> Result<TieredC
         config.cache_signing_key.as_deref(),
     ) {
         options.signing_key = Some(
-            SigningKey::new(secret.as_bytes())
+            SigningKey::from_list(secret)
                 .map_err(|e| anyhow::anyhow!("--cache-signing-key: {e}"))?,
         );
     }

@@ -42,37 +42,65 @@ const UNKNOWN_CONTENT_TYPE: &str = "application/octet-stream";
 /// Bytes of an HMAC-SHA256.
 const SIGNATURE_LEN: usize = 32;
 
-/// `--cache-signing-key`: the secret that signs object-store entries. Never shown.
+/// `--cache-signing-key`: the secret that signs object-store entries. Never shown. It may hold
+/// more than one secret (comma-separated, for a rotation without downtime): entries are signed
+/// with the first and accepted when signed with any of them.
 #[derive(Clone)]
-pub struct SigningKey(Hmac<Sha256>);
+pub struct SigningKey(Vec<Hmac<Sha256>>);
 
 impl SigningKey {
-    /// Refuses an empty secret.
+    /// One secret; refuses an empty one.
     pub fn new(secret: &[u8]) -> Result<Self, CacheError> {
-        if secret.is_empty() {
-            return Err(CacheError::InvalidSigningKey);
-        }
-        let mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-            .map_err(|_| CacheError::InvalidSigningKey)?;
-        Ok(Self(mac))
+        Self::from_secrets(&[secret])
     }
 
-    /// HMAC-SHA256 over the key's canonical form, a zero byte, and the stored bytes.
-    fn mac(&self, key: &CacheKey, bytes: &[u8]) -> Hmac<Sha256> {
-        let mut mac = self.0.clone();
+    /// `new,old,…` as `--cache-signing-key` takes it: blank items are refused.
+    pub fn from_list(list: &str) -> Result<Self, CacheError> {
+        let secrets: Vec<&[u8]> = list.split(',').map(|s| s.trim().as_bytes()).collect();
+        Self::from_secrets(&secrets)
+    }
+
+    fn from_secrets(secrets: &[&[u8]]) -> Result<Self, CacheError> {
+        let macs = secrets
+            .iter()
+            .map(|secret| {
+                if secret.is_empty() {
+                    return Err(CacheError::InvalidSigningKey);
+                }
+                <Hmac<Sha256> as Mac>::new_from_slice(secret)
+                    .map_err(|_| CacheError::InvalidSigningKey)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if macs.is_empty() {
+            return Err(CacheError::InvalidSigningKey);
+        }
+        Ok(Self(macs))
+    }
+
+    /// HMAC-SHA256 with `mac`'s secret over the key's canonical form, a zero byte, and the
+    /// stored bytes.
+    fn mac(mac: &Hmac<Sha256>, key: &CacheKey, bytes: &[u8]) -> Hmac<Sha256> {
+        let mut mac = mac.clone();
         mac.update(key.canonical().as_bytes());
         mac.update(&[0]);
         mac.update(bytes);
         mac
     }
 
+    /// Signed with the first secret.
     fn sign(&self, key: &CacheKey, bytes: &[u8]) -> [u8; SIGNATURE_LEN] {
-        self.mac(key, bytes).finalize().into_bytes().into()
+        let mut signature = [0; SIGNATURE_LEN];
+        if let Some(first) = self.0.first() {
+            signature = Self::mac(first, key, bytes).finalize().into_bytes().into();
+        }
+        signature
     }
 
-    /// Constant-time comparison with `signature`.
+    /// Whether any secret made `signature` (each compared in constant time).
     fn verify(&self, key: &CacheKey, bytes: &[u8], signature: &[u8]) -> bool {
-        self.mac(key, bytes).verify_slice(signature).is_ok()
+        self.0
+            .iter()
+            .any(|mac| Self::mac(mac, key, bytes).verify_slice(signature).is_ok())
     }
 }
 

@@ -21,6 +21,11 @@ fn tier(options: &ObjectStoreOptions) -> ObjectStoreTier {
     ObjectStoreTier::connect(options, "--object-store", metrics).unwrap()
 }
 
+fn signed_list(mut options: ObjectStoreOptions, list: &str) -> ObjectStoreOptions {
+    options.signing_key = Some(SigningKey::from_list(list).unwrap());
+    options
+}
+
 fn signed(mut options: ObjectStoreOptions, secret: &str) -> ObjectStoreOptions {
     options.signing_key = Some(SigningKey::new(secret.as_bytes()).unwrap());
     options
@@ -169,6 +174,18 @@ async fn with_a_signing_key_only_entries_signed_with_it_are_hits() {
             .await
             .unwrap();
         assert_eq!(bounded(same_key.get(&frame_key(5))).await.unwrap(), None);
+        // A rotation: "new,old" signs with the new secret and still accepts the old one's.
+        let rotating = tier(&signed_list(options.clone(), "key-new,key-one"));
+        assert_eq!(
+            bounded(rotating.get(&frame_key(4))).await.unwrap(),
+            Some(value.clone())
+        );
+        bounded(rotating.put(&frame_key(6), &value)).await.unwrap();
+        let new_only = tier(&signed(options.clone(), "key-new"));
+        assert_eq!(
+            bounded(new_only.get(&frame_key(6))).await.unwrap(),
+            Some(value.clone())
+        );
         // The signed entry is still there for its signers.
         assert_eq!(
             bounded(same_key.get(&frame_key(4))).await.unwrap(),
@@ -176,6 +193,7 @@ async fn with_a_signing_key_only_entries_signed_with_it_are_hits() {
         );
     }
     assert!(SigningKey::new(b"").is_err());
+    assert!(SigningKey::from_list("new,,old").is_err());
     assert_eq!(
         format!("{:?}", SigningKey::new(b"s3cret").unwrap()),
         "SigningKey(<redacted>)"
