@@ -368,6 +368,30 @@ def cloud_init_content(cloud_config, container_unit):
         errors.append("/etc/lazycache/env has no gs:// LAZYCACHE_OBJECT_STORE")
     if "IMAGE=" not in files.get("/etc/lazycache/container.env", {}).get("content", ""):
         errors.append("no /etc/lazycache/container.env with IMAGE=")
+    # Secrets: never in the user-data (clear instance metadata) nor in the unit; fetched from
+    # Secret Manager into a root-only file that the container reads.
+    text = read(cloud_config)
+    for secret in ("LAZYCACHE_API_KEY", "LAZYCACHE_CACHE_SIGNING_KEY"):
+        if re.search(rf"^\s*{secret}=\S", text, re.MULTILINE) or re.search(
+            rf"{secret}=\S", unit_text
+        ):
+            errors.append(f"{secret} has a value in the user-data or the unit")
+    fetch = files.get("/etc/lazycache/fetch-secrets", {})
+    if fetch.get("content") != read(
+        os.path.join(REPO, "deploy", "gce", "fetch-secrets")
+    ):
+        errors.append(
+            "/etc/lazycache/fetch-secrets differs from deploy/gce/fetch-secrets"
+        )
+    if fetch.get("permissions") != "0700" or fetch.get("owner") != "root:root":
+        errors.append("/etc/lazycache/fetch-secrets is not root's, mode 0700")
+    for needed in (
+        "umask 077; touch /etc/lazycache/secrets.env",
+        "ExecStartPre=-/bin/sh /etc/lazycache/fetch-secrets",
+        "--env-file /etc/lazycache/secrets.env",
+    ):
+        if needed not in unit_text:
+            errors.append(f"the unit lacks {needed}")
     cmds = [" ".join(c) if isinstance(c, list) else c for c in d.get("runcmd", [])]
 
     def has(*words):
@@ -392,7 +416,7 @@ def cloud_init_content(cloud_config, container_unit):
     finish(
         errors,
         f"user uid 2000, {len(files)} files (unit identical to deploy/systemd), "
-        "credentials, enable --now",
+        "credentials, secrets fetched into a root-only file, enable --now",
     )
 
 
@@ -604,6 +628,11 @@ def cloud_run(service_yaml):
     probe("startupProbe", "/readyz")
     probe("livenessProbe", "/healthz")
     env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    for secret in ("LAZYCACHE_API_KEY", "LAZYCACHE_CACHE_SIGNING_KEY"):
+        (entry,) = [e for e in c.get("env", []) if e["name"] == secret] or [{}]
+        ref = entry.get("valueFrom", {}).get("secretKeyRef", {})
+        if "value" in entry or not ref.get("name") or not ref.get("key"):
+            err(f"{secret} is not taken from Secret Manager (valueFrom.secretKeyRef)")
     if not str(env.get("LAZYCACHE_OBJECT_STORE", "")).startswith("gs://"):
         err("no gs:// LAZYCACHE_OBJECT_STORE")
     if not env.get("LAZYCACHE_MIRROR"):
@@ -616,7 +645,8 @@ def cloud_run(service_yaml):
     finish(
         errors,
         f"gen2, containerPort 8080, concurrency {spec.get('containerConcurrency')}, "
-        f"limits {lim}, startup /readyz, liveness /healthz, {len(env)} LAZYCACHE_* env",
+        f"limits {lim}, startup /readyz, liveness /healthz, {len(env)} LAZYCACHE_* env, "
+        "API and signing keys from Secret Manager",
     )
 
 
