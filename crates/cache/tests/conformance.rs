@@ -1,13 +1,16 @@
 //! One behavioural suite, run against every tier: memory, disk, the object store on
-//! fake-gcs-server, and object_store's local file store.
+//! fake-gcs-server and on moto's S3, and object_store's local file store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{bounded, fake_gcs, file_store_options, frame_key, gcs_options, metadata_key, value};
+use common::{
+    bounded, fake_gcs, file_store_options, frame_key, gcs_options, metadata_key, s3_options, value,
+};
 use lazycache_cache::{
     CacheMetrics, CachedValue, DiskTier, MemoryTier, ObjectStoreTier, Tier, TierKind, TierMetrics,
 };
+use lazycache_testkit::s3::S3;
 
 fn metrics(kind: TierKind) -> TierMetrics {
     CacheMetrics::register(&prometheus::Registry::new())
@@ -139,4 +142,54 @@ async fn object_store_tier_on_local_files_conforms() {
     )
     .unwrap();
     bounded(conformance_suite(&tier)).await;
+}
+
+/// Set (to the bucket) in the child run of [`object_store_tier_on_moto_s3_conforms`].
+const S3_CHILD_BUCKET: &str = "LAZYCACHE_TEST_S3_CONFORMANCE_BUCKET";
+
+/// The S3 client takes its endpoint and credentials from the process's `AWS_*` variables, which
+/// a multi-threaded test binary cannot set safely. So this test starts moto and runs itself
+/// again, alone, in a child process given moto's variables; the child runs the suite.
+#[test]
+fn object_store_tier_on_moto_s3_conforms() {
+    const NAME: &str = "object_store_tier_on_moto_s3_conforms";
+    if let Ok(bucket) = std::env::var(S3_CHILD_BUCKET) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let tier = ObjectStoreTier::connect(
+                &s3_options(&bucket),
+                "--object-store",
+                metrics(TierKind::ObjectStore),
+            )
+            .unwrap();
+            bounded(tier.probe()).await.unwrap();
+            bounded(conformance_suite(&tier)).await;
+        });
+        return;
+    }
+    let s3 = S3::start();
+    s3.create_bucket("conformance");
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([NAME, "--exact", "--test-threads=1", "--nocapture"])
+        .envs(s3.env())
+        .env(S3_CHILD_BUCKET, "conformance")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "the suite on moto failed ({}):\n{stdout}\n{}\nmoto's log:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        s3.log()
+    );
+    let stored = s3.list("conformance", "lazycache/");
+    assert!(
+        stored.len() >= 20,
+        "the suite's values are objects in moto: {stored:?}"
+    );
 }

@@ -1,7 +1,8 @@
 //! lazycache-testkit: what the tests need from the real world, started and stopped by the tests.
 //!
-//! Nothing here is a mock: media come from the ffmpeg CLI, the origin is nginx, the object store is
-//! fake-gcs-server. A missing tool is a test failure with a clear message, never a skip.
+//! Nothing here is a mock: media come from the ffmpeg CLI, the origin is nginx, the object stores
+//! are fake-gcs-server and moto's S3 server. A missing tool is a test failure with a clear
+//! message, never a skip.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: failing loudly is the point
 
 pub mod fake_gcs;
@@ -10,3 +11,4 @@ pub mod hostile;
 pub mod nginx;
 pub mod oracle;
 pub mod procs;
+pub mod s3;

@@ -1,4 +1,5 @@
-//! Shared helpers of the cache tests: keys, values, configurations and a fake-gcs-server bucket.
+//! Shared helpers of the cache tests: keys, values, configurations, a fake-gcs-server bucket and
+//! S3 options.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test binary uses a subset
 
 use std::future::Future;
@@ -94,6 +95,17 @@ pub fn gcs_options(emulator: &str, bucket: &str) -> ObjectStoreOptions {
     ObjectStoreOptions {
         url: format!("gs://{bucket}/lazycache"),
         gcs_emulator_host: Some(emulator.to_string()),
+        operation_timeout: Duration::from_secs(3),
+        signing_key: None,
+    }
+}
+
+/// Options for `s3://bucket/lazycache`. The S3 client reads its endpoint and credentials from
+/// the process's `AWS_*` variables (see `lazycache_testkit::s3::S3::env`).
+pub fn s3_options(bucket: &str) -> ObjectStoreOptions {
+    ObjectStoreOptions {
+        url: format!("s3://{bucket}/lazycache"),
+        gcs_emulator_host: None,
         operation_timeout: Duration::from_secs(3),
         signing_key: None,
     }
