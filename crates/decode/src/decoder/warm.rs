@@ -17,6 +17,9 @@ const LOOKAHEAD_SAMPLES: usize = 6;
 /// ... as long as they are this small together (B/P pictures are; this keeps a cold frame within
 /// its GOP span plus SPEC §4's 1 MiB).
 const LOOKAHEAD_BYTES: u64 = 512 * 1024;
+/// Sample bytes one decode holds at once, read but not yet fed (a cold start reads its GOP
+/// prefix in parts of this size).
+const MAX_HELD_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Frame `attempt.target` through `pool`. `None` when the decoder did not produce it (the
 /// caller falls back to cold decodes from earlier keyframes).
@@ -129,13 +132,30 @@ fn advance(attempt: &Attempt<'_>, state: &mut WarmState) -> Result<Option<frame:
                 limits.max_decode_packets
             )));
         }
-        let end = lookahead_end(samples, target.max(state.next_feed));
+        let end = held_end(
+            samples,
+            state.next_feed,
+            lookahead_end(samples, target.max(state.next_feed)),
+        );
         let run = samples
             .get(state.next_feed..=end)
             .ok_or_else(|| Error::BadIndex("a frame outside the index".into()))?;
         state.pending = read_samples(source, run, deadline, limits)?.into();
     }
     Ok(state.catcher.found.take())
+}
+
+/// The last sample of `from..=end` whose bytes, read ahead and held until fed, stay within
+/// [`MAX_HELD_BYTES`] (at least `from` itself): a long GOP is read in parts, never whole.
+fn held_end(samples: &[Sample], from: usize, end: usize) -> usize {
+    let mut held = 0u64;
+    for (i, sample) in samples.iter().enumerate().take(end + 1).skip(from) {
+        held += u64::from(sample.size);
+        if held > MAX_HELD_BYTES && i > from {
+            return i - 1;
+        }
+    }
+    end
 }
 
 /// The last sample to read with `target`: up to [`LOOKAHEAD_SAMPLES`] more, within
@@ -171,4 +191,42 @@ fn picture_bytes(index: &MovieIndex) -> u64 {
         _ => 16,
     };
     pixels * per_pixel_x2 / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(size: u32, keyframe: bool) -> Sample {
+        Sample {
+            pos: 0,
+            size,
+            pts: 0,
+            dts: 0,
+            keyframe,
+            discard: false,
+        }
+    }
+
+    #[test]
+    fn a_long_gop_is_read_in_parts_and_the_lookahead_stops_at_the_next_keyframe() {
+        let mb = 1024 * 1024;
+        let mut samples = vec![sample(10 * mb, true)];
+        samples.extend((0..9).map(|_| sample(10 * mb, false)));
+        // 32 MiB at a time: three 10 MiB samples, but never fewer than one.
+        assert_eq!(held_end(&samples, 0, 9), 2);
+        assert_eq!(held_end(&samples, 3, 9), 5);
+        let huge = [sample(40 * mb, true), sample(1, false)];
+        assert_eq!(held_end(&huge, 0, 1), 0);
+        // Small pictures after the target, up to the next keyframe.
+        let gop = [
+            sample(1000, true),
+            sample(10, false),
+            sample(10, false),
+            sample(1000, true),
+            sample(10, false),
+        ];
+        assert_eq!(lookahead_end(&gop, 0), 2);
+        assert_eq!(lookahead_end(&gop, 3), 4);
+    }
 }
