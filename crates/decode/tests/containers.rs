@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::Counting;
+use common::{Counting, png};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -369,23 +369,7 @@ fn matroska_without_cues_is_scanned_within_the_cap() {
     assert_eq!(movie.metadata().frame_numbers, "samples");
     assert_eq!(movie.frame_count(), full.frame_count());
     for n in [1, 61, 100, full.frame_count()] {
-        let a = movie
-            .frame(
-                n,
-                &RenderOptions::default(),
-                lazycache_decode::Format::Png,
-                None,
-            )
-            .unwrap();
-        let b = full
-            .frame(
-                n,
-                &RenderOptions::default(),
-                lazycache_decode::Format::Png,
-                None,
-            )
-            .unwrap();
-        assert!(a.bytes == b.bytes, "frame {n} differs");
+        assert!(png(&movie, n) == png(&full, n), "frame {n} differs");
     }
     source.take();
     let small_cap = Limits {
@@ -436,22 +420,6 @@ fn a_stream_off_its_frame_grid_is_labelled_constant_rate_assumed() {
     let full = Movie::open(Counting::open(&shifted), Limits::default()).unwrap();
     assert_eq!(full.metadata().frame_numbers, "samples");
     for n in [1, 30, 61] {
-        let a = movie
-            .frame(
-                n,
-                &RenderOptions::default(),
-                lazycache_decode::Format::Png,
-                None,
-            )
-            .unwrap();
-        let b = full
-            .frame(
-                n,
-                &RenderOptions::default(),
-                lazycache_decode::Format::Png,
-                None,
-            )
-            .unwrap();
-        assert!(a.bytes == b.bytes, "frame {n} differs");
+        assert!(png(&movie, n) == png(&full, n), "frame {n} differs");
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Counting;
+use common::{Counting, png};
 
 use std::sync::Arc;
 
@@ -142,18 +142,6 @@ fn codec_parameters_are_stored_by_name_and_unknown_names_read_as_unspecified() {
         .frame(30, &Default::default(), lazycache_decode::Format::Png, None)
         .unwrap();
     assert_eq!(frame.bytes, expected.bytes);
-}
-
-fn png(movie: &Movie, frame: u64) -> Bytes {
-    movie
-        .frame(
-            frame,
-            &Default::default(),
-            lazycache_decode::Format::Png,
-            None,
-        )
-        .unwrap()
-        .bytes
 }
 
 #[test]

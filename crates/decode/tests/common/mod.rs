@@ -1,5 +1,5 @@
 //! What the decoder tests share: a byte source over a file that counts the bytes and reads
-//! passing through it.
+//! passing through it, and a frame as PNG bytes.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::Path;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use lazycache_decode::{ByteSource, FileSource, SourceError};
+use lazycache_decode::{ByteSource, FileSource, Format, Movie, SourceError};
 
 /// Counts the bytes and reads that pass through to the file.
 pub struct Counting {
@@ -58,4 +58,12 @@ impl ByteSource for Counting {
     fn extension(&self) -> Option<String> {
         self.inner.extension()
     }
+}
+
+/// Frame `frame` of `movie` as PNG bytes, at its own size.
+pub fn png(movie: &Movie, frame: u64) -> Bytes {
+    movie
+        .frame(frame, &Default::default(), Format::Png, None)
+        .unwrap()
+        .bytes
 }
