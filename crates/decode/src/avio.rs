@@ -252,9 +252,7 @@ impl Demuxer {
             known,
             fetch_cap,
             // The decode's own deadline when one runs on this thread (it started earlier).
-            deadline: crate::deadline::current().map_or(Instant::now() + timeout, |running| {
-                running.min(Instant::now() + timeout)
-            }),
+            deadline: crate::deadline::or_from_now(timeout),
             timeout,
             error: None,
             zero_ranges: Vec::new(),

@@ -14,6 +14,13 @@ pub fn current() -> Option<Instant> {
     DEADLINE.with(Cell::get)
 }
 
+/// The deadline a step of the running decode works to: the decode's own, else (a step run
+/// outside `Movie::open`/`decode`) `timeout` from now.
+pub(crate) fn or_from_now(timeout: std::time::Duration) -> Instant {
+    let own = Instant::now() + timeout;
+    current().map_or(own, |running| running.min(own))
+}
+
 /// Sets this thread's deadline (never later than one already set) until dropped.
 pub(crate) struct Scope {
     previous: Option<Instant>,

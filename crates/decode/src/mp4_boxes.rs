@@ -69,7 +69,7 @@ pub(crate) fn check_movie(source: &dyn ByteSource, limits: &Limits) -> Result<Kn
         source,
         known: KnownBytes::default(),
         cap: limits.max_index_bytes,
-        deadline: Instant::now() + limits.decode_timeout,
+        deadline: crate::deadline::or_from_now(limits.decode_timeout),
         timeout: limits.decode_timeout,
     };
     let mut checker = Checker::new(file_size, limits.max_samples);

@@ -141,23 +141,22 @@ pub(crate) fn decode_frame(
     };
     let target = *presentation.get(order_pos).ok_or_else(out_of_range)? as usize;
     let target_pts = index.samples.get(target).ok_or_else(out_of_range)?.pts;
-    let deadline = Instant::now() + limits.decode_timeout;
+    let deadline = crate::deadline::or_from_now(limits.decode_timeout);
+    let attempt = Attempt {
+        source,
+        index,
+        target,
+        target_pts,
+        limits,
+        deadline,
+    };
     if let Some(WarmMovie { pool, movie }) = warm
         && pool.enabled()
         && index.direct_reads
         && !index.intra_only
+        && let Some((frame, path)) = warm::decode(&attempt, pool, movie, order_pos)?
     {
-        let attempt = Attempt {
-            source,
-            index,
-            target,
-            target_pts,
-            limits,
-            deadline,
-        };
-        if let Some((frame, path)) = warm::decode(&attempt, pool, movie, order_pos)? {
-            return Ok(DecodedFrame { frame, path });
-        }
+        return Ok(DecodedFrame { frame, path });
     }
     let mut start = target;
     for _ in 0..START_ATTEMPTS {
@@ -169,14 +168,6 @@ pub(crate) fn decode_frame(
                 limits.max_decode_packets
             )));
         }
-        let attempt = Attempt {
-            source,
-            index,
-            target,
-            target_pts,
-            limits,
-            deadline,
-        };
         let found = if index.direct_reads {
             direct::decode(&attempt, start)?
         } else {

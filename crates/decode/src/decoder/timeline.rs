@@ -37,7 +37,7 @@ pub(super) fn decode(
     }
     let target = timeline.pts_of(position);
     let tolerance = timeline.tolerance();
-    let deadline = Instant::now() + limits.decode_timeout;
+    let deadline = crate::deadline::or_from_now(limits.decode_timeout);
     let listed_before = |pts: i64| {
         timeline
             .keyframes
