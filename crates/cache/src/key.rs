@@ -97,28 +97,38 @@ impl KeyDigest {
 
     /// Lower-case hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        let mut hex = String::with_capacity(64);
-        for byte in self.0 {
-            let _ = write!(hex, "{byte:02x}");
-        }
-        hex
+        hex32(&self.0)
     }
 
     /// Parses the 64-character lower-case hex form written by [`KeyDigest::to_hex`].
     pub fn from_hex(hex: &str) -> Option<Self> {
-        if hex.len() != 64 {
+        parse_hex32(hex).map(Self)
+    }
+}
+
+/// 32 bytes (a digest, a signature) as 64 lower-case hex characters.
+pub(crate) fn hex32(bytes: &[u8; 32]) -> String {
+    let mut hex = String::with_capacity(64);
+    for byte in bytes {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
+/// The 32 bytes [`hex32`] wrote; anything else (length, upper case, non-hex) is `None`.
+pub(crate) fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (index, byte) in bytes.iter_mut().enumerate() {
+        let pair = hex.get(index * 2..index * 2 + 2)?;
+        if pair.bytes().any(|b| b.is_ascii_uppercase()) {
             return None;
         }
-        let mut bytes = [0u8; 32];
-        for (index, byte) in bytes.iter_mut().enumerate() {
-            let pair = hex.get(index * 2..index * 2 + 2)?;
-            if pair.bytes().any(|b| b.is_ascii_uppercase()) {
-                return None;
-            }
-            *byte = u8::from_str_radix(pair, 16).ok()?;
-        }
-        Some(Self(bytes))
+        *byte = u8::from_str_radix(pair, 16).ok()?;
     }
+    Some(bytes)
 }
 
 impl fmt::Display for KeyDigest {

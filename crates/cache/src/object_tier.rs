@@ -28,7 +28,7 @@ use url::Url;
 
 use crate::envelope;
 use crate::error::{CacheError, TierError};
-use crate::key::CacheKey;
+use crate::key::{CacheKey, hex32, parse_hex32};
 use crate::metrics::TierMetrics;
 use crate::tier::{Tier, TierKind};
 use crate::value::CachedValue;
@@ -282,7 +282,7 @@ impl ObjectStoreTier {
                 if let Some(signing) = &self.signing_key {
                     let signature = attributes
                         .get(&Attribute::Metadata(SIGNATURE_METADATA.into()))
-                        .and_then(|hex| from_hex(hex.as_ref()))
+                        .and_then(|hex| parse_hex32(hex.as_ref()))
                         .ok_or("no signature")?;
                     if !signing.verify(key, &body, &signature) {
                         return Err("bad signature".into());
@@ -356,7 +356,7 @@ impl Tier for ObjectStoreTier {
                 if let Some(signing) = &self.signing_key {
                     attributes.insert(
                         Attribute::Metadata(SIGNATURE_METADATA.into()),
-                        AttributeValue::from(to_hex(&signing.sign(key, value.bytes()))),
+                        AttributeValue::from(hex32(&signing.sign(key, value.bytes()))),
                     );
                 }
                 (value.bytes().clone(), attributes)
@@ -407,18 +407,4 @@ fn client_settings(options: &ObjectStoreOptions) -> ClientSettings {
 
 fn crc32_hex(bytes: &[u8]) -> String {
     format!("{:08x}", crc32fast::hash(bytes))
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
 }
