@@ -36,11 +36,25 @@ pub struct AccessLogEntry {
     pub body_bytes_sent: u64,
     /// `$connection`: the serial number of the client connection the request came on.
     pub connection: u64,
+    /// When nginx started and finished serving the request, in milliseconds since the epoch
+    /// (`$msec` − `$request_time`, and `$msec`: millisecond resolution).
+    pub started_ms: u64,
+    pub finished_ms: u64,
 }
 
 impl Nginx {
     /// Serves `root` with `autoindex on` on a free loopback port.
     pub fn serve(root: &Path) -> Self {
+        Self::serve_with(root, "")
+    }
+
+    /// Serves `root` sending each response at most `bytes_per_second` (nginx's `limit_rate`), so
+    /// that requests last long enough for their overlap to be read off the access log.
+    pub fn serve_throttled(root: &Path, bytes_per_second: u64) -> Self {
+        Self::serve_with(root, &format!("limit_rate {bytes_per_second};"))
+    }
+
+    fn serve_with(root: &Path, server_directives: &str) -> Self {
         let bin = require_tool(
             "nginx",
             "apt-get install nginx-light (scripts/test installs it)",
@@ -50,7 +64,8 @@ impl Nginx {
         let port = free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let conf = dir.path().join("nginx.conf");
-        std::fs::write(&conf, config(dir.path(), &root, port)).expect("write nginx.conf");
+        std::fs::write(&conf, config(dir.path(), &root, port, server_directives))
+            .expect("write nginx.conf");
         let child = Command::new(bin)
             .arg("-p")
             .arg(dir.path())
@@ -123,7 +138,7 @@ impl Nginx {
     }
 }
 
-fn config(dir: &Path, root: &Path, port: u16) -> String {
+fn config(dir: &Path, root: &Path, port: u16, server_directives: &str) -> String {
     let d = dir.display();
     let mut conf = String::new();
     // As root, nginx would switch to `nobody`, who cannot read a tester's home.
@@ -141,7 +156,7 @@ events {{ worker_connections 512; }}
 http {{
     types {{ video/quicktime mov; video/mp4 mp4; text/html html; }}
     default_type application/octet-stream;
-    log_format ranges "$request_method\t$uri\t$status\t$http_range\t$body_bytes_sent\t$connection";
+    log_format ranges "$request_method\t$uri\t$status\t$http_range\t$body_bytes_sent\t$connection\t$msec\t$request_time";
     access_log {d}/access.log ranges;
     client_body_temp_path {d}/client_body;
     proxy_temp_path {d}/proxy;
@@ -154,6 +169,7 @@ http {{
         server_name localhost;
         root "{root}";
         autoindex on;
+        {server_directives}
         location / {{ }}
     }}
 }}
@@ -199,6 +215,8 @@ fn parse_line(line: &str) -> Option<AccessLogEntry> {
     let range = fields.next().filter(|r| *r != "-").map(str::to_owned);
     let body_bytes_sent = fields.next()?.trim().parse().ok()?;
     let connection = fields.next()?.trim().parse().ok()?;
+    let finished_ms = seconds_to_ms(fields.next()?)?;
+    let started_ms = finished_ms.saturating_sub(seconds_to_ms(fields.next()?)?);
     Some(AccessLogEntry {
         method,
         uri,
@@ -206,5 +224,13 @@ fn parse_line(line: &str) -> Option<AccessLogEntry> {
         range,
         body_bytes_sent,
         connection,
+        started_ms,
+        finished_ms,
     })
+}
+
+/// nginx's "1733140000.123" (seconds, three decimals) in milliseconds.
+fn seconds_to_ms(text: &str) -> Option<u64> {
+    let (seconds, millis) = text.trim().split_once('.')?;
+    Some(seconds.parse::<u64>().ok()? * 1000 + millis.parse::<u64>().ok()?)
 }
