@@ -53,7 +53,8 @@ fn encode_formats(c: &mut Criterion) {
         Format::Rgba,
         Format::Npy,
     ] {
-        let image = render(&frame, &RenderOptions::default(), format.layout(), 2).unwrap();
+        let options = RenderOptions::default();
+        let image = render(&frame, &options, format.layout(&options).unwrap(), 2).unwrap();
         group.bench_function(format.extension(), |b| {
             b.iter(|| encode(black_box(&image), format, None).unwrap())
         });

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use lazycache_origin::redact_url_text;
 use lazycache_service::{
-    Format, FrameOutput, FrameRequest, FrameSelector, OutputParams, Seek, ServiceError,
+    ClipRequest, Format, FrameOutput, FrameRequest, FrameSelector, OutputParams, Seek, ServiceError,
 };
 
 use crate::config::{ServeArgs, ServeConfig};
@@ -44,6 +44,17 @@ enum Command {
     },
     /// Write frame N (1-based) as an image.
     Frame(Box<FrameArgs>),
+    /// Write frames A..B as a movie by stream copy (no re-encoding); the output's extension
+    /// (mov, mp4, mkv) picks the container.
+    Clip {
+        /// A local path or an http(s)/gs/s3/file URL.
+        source: String,
+        /// The frames, `A-B` (1-based, inclusive).
+        frames: String,
+        /// The output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -74,6 +85,12 @@ struct FrameArgs {
     /// JPEG quality 1..100 [default: 75].
     #[arg(long)]
     quality: Option<String>,
+    /// Bits per sample: 8 (default) or 16 (png and npy only).
+    #[arg(long)]
+    depth: Option<String>,
+    /// `rgb` (default) or `gray` (luma only).
+    #[arg(long)]
+    channels: Option<String>,
     /// `exact` (default) or `keyframe`: the nearest shown keyframe at or before the frame.
     #[arg(long)]
     seek: Option<String>,
@@ -111,7 +128,27 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Serve(args)) => serve(&args),
         Some(Command::Probe { source, cache_dir }) => probe(&source, cache_dir.as_deref()),
         Some(Command::Frame(args)) => frame(*args),
+        Some(Command::Clip {
+            source,
+            frames,
+            output,
+        }) => clip(&source, &frames, &output),
     }
+}
+
+/// `clip`: the bytes the clip route gives for the same frames and container.
+fn clip(source: &str, frames: &str, output: &std::path::Path) -> Result<()> {
+    let extension = output
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    let request = ClipRequest::parse(frames, extension)?;
+    let mut clip = OneShot::open(source, None)?.clip(&request)?;
+    let mut file = std::fs::File::create(output)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    std::io::copy(&mut clip.file, &mut file)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    Ok(())
 }
 
 fn serve(args: &ServeArgs) -> Result<()> {
@@ -160,6 +197,8 @@ fn frame(args: FrameArgs) -> Result<()> {
         fit: args.fit.as_deref(),
         crop: args.crop.as_deref(),
         quality: args.quality.as_deref(),
+        depth: args.depth.as_deref(),
+        channels: args.channels.as_deref(),
     };
     let request = FrameRequest {
         selector,

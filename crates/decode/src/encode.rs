@@ -6,7 +6,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::render::{Image, PixelLayout};
+use crate::render::{Channels, Depth, Image, PixelLayout, RenderOptions};
 
 /// An output format, named by the URL extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -18,7 +18,7 @@ pub enum Format {
     Webp,
     /// Packed RGBA, width × height × 4 bytes.
     Rgba,
-    /// NumPy array (height, width, 3) of uint8.
+    /// NumPy array (height, width, 3) of uint8 — uint16 at 16 bits, (height, width) for gray.
     Npy,
 }
 
@@ -54,11 +54,22 @@ impl Format {
         matches!(self, Self::Rgba | Self::Npy)
     }
 
-    /// The pixel layout the encoder wants from the renderer.
-    pub fn layout(self) -> PixelLayout {
-        match self {
-            Self::Rgba => PixelLayout::Rgba32,
-            _ => PixelLayout::Rgb24,
+    /// The pixel layout the encoder wants from the renderer: 8-bit RGB unless `options` ask
+    /// for 16 bits (PNG and NumPy only) or gray (every format but raw RGBA).
+    pub fn layout(self, options: &RenderOptions) -> Result<PixelLayout> {
+        let ext = self.extension();
+        match (self, options.depth, options.channels) {
+            (Self::Rgba, Depth::Eight, Channels::Rgb) => Ok(PixelLayout::Rgba32),
+            (Self::Rgba, _, Channels::Gray) => Err(Error::InvalidRequest(
+                "gray output has no .rgba form: ask for .png, .npy, .jpg, .bmp or .webp".into(),
+            )),
+            (_, Depth::Eight, Channels::Rgb) => Ok(PixelLayout::Rgb24),
+            (_, Depth::Eight, Channels::Gray) => Ok(PixelLayout::Gray8),
+            (Self::Png | Self::Npy, Depth::Sixteen, Channels::Rgb) => Ok(PixelLayout::Rgb48),
+            (Self::Png | Self::Npy, Depth::Sixteen, Channels::Gray) => Ok(PixelLayout::Gray16),
+            (_, Depth::Sixteen, _) => Err(Error::InvalidRequest(format!(
+                "16-bit samples come as .png or .npy, not .{ext}"
+            ))),
         }
     }
 
@@ -77,35 +88,42 @@ impl Format {
 /// Default JPEG quality (SPEC §3).
 pub const DEFAULT_JPEG_QUALITY: u8 = 75;
 
-/// Encodes `image` (in `format.layout()`) as `format`; `quality` applies to JPEG (1..=100).
+/// Encodes `image` (in a layout `format.layout(..)` gives) as `format`; `quality` applies to
+/// JPEG (1..=100).
 pub fn encode(image: &Image, format: Format, quality: Option<u8>) -> Result<Bytes> {
-    if image.layout != format.layout() {
-        return Err(Error::Encode(format!(
-            "{format:?} needs {:?} pixels",
-            format.layout()
-        )));
-    }
+    let mismatch = || {
+        Err(Error::Encode(format!(
+            "{format:?} cannot take {:?} pixels",
+            image.layout
+        )))
+    };
+    let eight_bit = match image.layout {
+        PixelLayout::Rgb24 => Some(image::ExtendedColorType::Rgb8),
+        PixelLayout::Gray8 => Some(image::ExtendedColorType::L8),
+        _ => None,
+    };
     match format {
         Format::Png => encode_png(image),
         Format::Jpeg => encode_jpeg(image, quality.unwrap_or(DEFAULT_JPEG_QUALITY)),
-        Format::Bmp => encode_with_image(image, |out, img| {
-            image::codecs::bmp::BmpEncoder::new(out).encode(
-                &img.data,
-                img.width,
-                img.height,
-                image::ExtendedColorType::Rgb8,
-            )
-        }),
-        Format::Webp => encode_with_image(image, |out, img| {
-            image::codecs::webp::WebPEncoder::new_lossless(out).encode(
-                &img.data,
-                img.width,
-                img.height,
-                image::ExtendedColorType::Rgb8,
-            )
-        }),
-        Format::Rgba => Ok(Bytes::copy_from_slice(&image.data)),
-        Format::Npy => Ok(encode_npy(image)),
+        Format::Bmp => match eight_bit {
+            Some(colour) => encode_with_image(image, |out, img| {
+                image::codecs::bmp::BmpEncoder::new(out)
+                    .encode(&img.data, img.width, img.height, colour)
+            }),
+            None => mismatch(),
+        },
+        Format::Webp => match eight_bit {
+            Some(colour) => encode_with_image(image, |out, img| {
+                image::codecs::webp::WebPEncoder::new_lossless(out)
+                    .encode(&img.data, img.width, img.height, colour)
+            }),
+            None => mismatch(),
+        },
+        Format::Rgba if image.layout == PixelLayout::Rgba32 => {
+            Ok(Bytes::copy_from_slice(&image.data))
+        }
+        Format::Npy if image.layout != PixelLayout::Rgba32 => Ok(encode_npy(image)),
+        Format::Rgba | Format::Npy => mismatch(),
     }
 }
 
@@ -119,10 +137,29 @@ fn encode_with_image(
 }
 
 fn encode_png(image: &Image) -> Result<Bytes> {
+    let (colour, depth) = match image.layout {
+        PixelLayout::Rgb24 => (png::ColorType::Rgb, png::BitDepth::Eight),
+        PixelLayout::Rgb48 => (png::ColorType::Rgb, png::BitDepth::Sixteen),
+        PixelLayout::Gray8 => (png::ColorType::Grayscale, png::BitDepth::Eight),
+        PixelLayout::Gray16 => (png::ColorType::Grayscale, png::BitDepth::Sixteen),
+        PixelLayout::Rgba32 => (png::ColorType::Rgba, png::BitDepth::Eight),
+    };
+    // PNG stores 16-bit samples big-endian; the renderer's are little-endian.
+    let swapped;
+    let data = if depth == png::BitDepth::Sixteen {
+        swapped = image
+            .data
+            .chunks_exact(2)
+            .flat_map(|sample| [sample[1], sample[0]])
+            .collect::<Vec<u8>>();
+        &swapped
+    } else {
+        &image.data
+    };
     let mut out = Vec::with_capacity(image.data.len() / 2);
     let mut encoder = png::Encoder::new(&mut out, image.width, image.height);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_color(colour);
+    encoder.set_depth(depth);
     // Fast deflate with the Up filter: a 1080p frame in a few milliseconds, at a size close to
     // zlib's default for camera footage.
     encoder.set_compression(png::Compression::Fast);
@@ -131,7 +168,7 @@ fn encode_png(image: &Image) -> Result<Bytes> {
         .write_header()
         .map_err(|e| Error::Encode(e.to_string()))?;
     writer
-        .write_image_data(&image.data)
+        .write_image_data(data)
         .map_err(|e| Error::Encode(e.to_string()))?;
     writer.finish().map_err(|e| Error::Encode(e.to_string()))?;
     Ok(Bytes::from(out))
@@ -143,35 +180,57 @@ fn encode_jpeg(image: &Image, quality: u8) -> Result<Bytes> {
             "quality must be 1 to 100, not {quality}"
         )));
     }
+    let (format, subsampling) = match image.layout {
+        PixelLayout::Rgb24 => (turbojpeg::PixelFormat::RGB, turbojpeg::Subsamp::Sub2x2),
+        PixelLayout::Gray8 => (turbojpeg::PixelFormat::GRAY, turbojpeg::Subsamp::Gray),
+        other => {
+            return Err(Error::Encode(format!("JPEG cannot take {other:?} pixels")));
+        }
+    };
     let pixels = turbojpeg::Image {
         pixels: image.data.as_slice(),
         width: image.width as usize,
-        pitch: image.width as usize * 3,
+        pitch: image.width as usize * image.layout.bytes_per_pixel(),
         height: image.height as usize,
-        format: turbojpeg::PixelFormat::RGB,
+        format,
     };
-    let jpeg = turbojpeg::compress(pixels, i32::from(quality), turbojpeg::Subsamp::Sub2x2)
+    let jpeg = turbojpeg::compress(pixels, i32::from(quality), subsampling)
         .map_err(|e| Error::Encode(e.to_string()))?;
     Ok(Bytes::copy_from_slice(&jpeg))
 }
 
-/// NumPy .npy version 1.0: magic, header dict padded to 64 bytes, then the uint8 pixels.
+/// NumPy .npy version 1.0: magic, header dict padded to 64 bytes, then the pixels.
 fn encode_npy(image: &Image) -> Bytes {
-    let dict = format!(
-        "{{'descr': '|u1', 'fortran_order': False, 'shape': ({}, {}, 3), }}",
-        image.height, image.width
-    );
+    let mut out = npy_header(image.layout, &[image.height as u64, image.width as u64]);
+    out.reserve_exact(image.data.len());
+    out.extend_from_slice(&image.data);
+    Bytes::from(out)
+}
+
+/// The .npy header of an array of `layout` pixels whose leading dimensions are `dims` (e.g.
+/// height and width, or frames, height and width); the channel axis is added unless gray.
+pub fn npy_header(layout: PixelLayout, dims: &[u64]) -> Vec<u8> {
+    let descr = if layout.is_16_bit() { "<u2" } else { "|u1" };
+    let mut shape: Vec<String> = dims.iter().map(u64::to_string).collect();
+    if layout.channels() > 1 {
+        shape.push(layout.channels().to_string());
+    }
+    // As NumPy writes it: a trailing comma only in a one-element tuple.
+    let shape = match shape.as_slice() {
+        [one] => format!("({one},)"),
+        many => format!("({})", many.join(", ")),
+    };
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     let unpadded = 10 + dict.len() + 1;
     let padding = (64 - unpadded % 64) % 64;
     let header_len = dict.len() + padding + 1;
-    let mut out = Vec::with_capacity(10 + header_len + image.data.len());
+    let mut out = Vec::with_capacity(10 + header_len);
     out.extend_from_slice(b"\x93NUMPY\x01\x00");
     out.extend_from_slice(&(header_len as u16).to_le_bytes());
     out.extend_from_slice(dict.as_bytes());
     out.extend(std::iter::repeat_n(b' ', padding));
     out.push(b'\n');
-    out.extend_from_slice(&image.data);
-    Bytes::from(out)
+    out
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! async runtime. See ARCHITECTURE.md.
 
 mod avio;
+pub mod clip;
 pub mod deadline;
 mod decoder;
 pub mod encode;
@@ -18,14 +19,15 @@ mod mpegts;
 pub mod render;
 pub mod source;
 
+pub use clip::{ClipFormat, ClipPlan, MAX_CLIP_BYTES, MAX_CLIP_SECONDS};
 pub use decoder::warm_pool::{WarmPool, WarmSettings};
 pub use decoder::{DecodePath, DecodedFrame};
-pub use encode::{DEFAULT_JPEG_QUALITY, Format, encode};
+pub use encode::{DEFAULT_JPEG_QUALITY, Format, encode, npy_header};
 pub use error::{Error, Result};
 pub use index::{INDEX_FORMAT_VERSION, MovieIndex};
 pub use limits::Limits;
 pub use movie::{EncodedFrame, Metadata, Movie, parse_time};
-pub use render::{Crop, Fit, Image, PixelLayout, RenderOptions, render};
+pub use render::{Channels, Crop, Depth, Fit, Image, PixelLayout, RenderOptions, render};
 pub use source::{ByteSource, FileSource, SourceError, SourceErrorKind};
 
 /// FFmpeg library versions linked into this build, e.g. `("libavcodec", "59.37.100")`.

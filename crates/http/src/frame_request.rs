@@ -1,5 +1,5 @@
 //! A frame request from its URL and headers: the output options come from the query string
-//! (`width`, `height`, `fit`, `crop`, `quality`, `seek`) or, for sizes, go-lazycache's
+//! (`width`, `height`, `fit`, `crop`, `quality`, `depth`, `channels`, `seek`) or, for sizes, go-lazycache's
 //! `X-lazycache-output-*` headers; the service validates them.
 
 use std::collections::HashMap;
@@ -27,6 +27,8 @@ pub fn frame_request(
         fit: query.get("fit").map(String::as_str),
         crop: query.get("crop").map(String::as_str),
         quality: query.get("quality").map(String::as_str),
+        depth: query.get("depth").map(String::as_str),
+        channels: query.get("channels").map(String::as_str),
     };
     Ok(FrameRequest {
         selector,

@@ -3,6 +3,7 @@
 //! the cache's opaque [`CacheKey`].
 
 use lazycache_cache::CacheKey;
+use lazycache_decode::{Channels, Depth};
 use lazycache_origin::OriginFile;
 
 use crate::request::FrameOutput;
@@ -56,6 +57,13 @@ pub fn metadata_key(movie: &MovieVersion) -> CacheKey {
     CacheKey::new("metadata", &fields).expecting(INDEX_CONTENT_TYPE, INDEX_MAX_BYTES)
 }
 
+/// The key (and so the ETag) of a clip of a movie version: frames `A-B` in a container.
+pub fn clip_key(movie: &MovieVersion, frames: &str, container: &str) -> CacheKey {
+    let mut fields = movie.fields().to_vec();
+    fields.extend([("frames", frames), ("container", container)]);
+    CacheKey::new("clip", &fields)
+}
+
 /// The key of one encoded frame of a movie version.
 pub fn frame_key(movie: &MovieVersion, frame: u64, output: &FrameOutput) -> CacheKey {
     let optional = |value: Option<u32>| value.map_or_else(String::new, |v| v.to_string());
@@ -77,8 +85,16 @@ pub fn frame_key(movie: &MovieVersion, frame: u64, output: &FrameOutput) -> Cach
         ("fit", &fit),
         ("crop", &crop),
         ("quality", &quality),
-        ("revision", &revision),
     ]);
+    // Named only when not the default, so that the keys of 8-bit RGB frames cached before
+    // depth and channels existed stay valid.
+    if output.render.depth == Depth::Sixteen {
+        fields.push(("depth", "16"));
+    }
+    if output.render.channels == Channels::Gray {
+        fields.push(("channels", "gray"));
+    }
+    fields.push(("revision", &revision));
     CacheKey::new("frame", &fields).expecting(output.format.content_type(), FRAME_MAX_BYTES)
 }
 

@@ -1,8 +1,11 @@
 //! Typed requests, validated in one place for every front door: which frame (number or time) and
-//! what image of it (format, size, fit, crop, quality), parsed from the words a user typed.
+//! what image of it (format, size, fit, crop, quality, depth, channels), parsed from the words a
+//! user typed.
 
 use lazycache_decode::render::{MAX_OUTPUT_PIXELS, check_output_size};
-use lazycache_decode::{Crop, DEFAULT_JPEG_QUALITY, Fit, Format, RenderOptions, parse_time};
+use lazycache_decode::{
+    Channels, Crop, DEFAULT_JPEG_QUALITY, Depth, Fit, Format, RenderOptions, parse_time,
+};
 
 use crate::error::{ServiceError, ServiceResult};
 
@@ -32,7 +35,7 @@ impl FrameSelector {
     }
 }
 
-/// The image wanted of a frame: format, size, fit, crop and quality.
+/// The image wanted of a frame: format, size, fit, crop, quality, sample depth and channels.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FrameOutput {
     pub format: Format,
@@ -50,11 +53,16 @@ pub struct OutputParams<'a> {
     pub fit: Option<&'a str>,
     pub crop: Option<&'a str>,
     pub quality: Option<&'a str>,
+    /// `8` or `16`.
+    pub depth: Option<&'a str>,
+    /// `rgb` or `gray`.
+    pub channels: Option<&'a str>,
 }
 
 impl FrameOutput {
     /// Validates `params` for `format`: sizes 1…8192 and at most 40 megapixels, a known fit, a
-    /// crop rectangle, JPEG quality 1 to 100 (default 75).
+    /// crop rectangle, JPEG quality 1 to 100 (default 75), 16-bit depth only for PNG and NumPy,
+    /// gray for every format but raw RGBA.
     pub fn parse(format: Format, params: &OutputParams<'_>) -> ServiceResult<Self> {
         let width = pixels("width", params.width)?;
         let height = pixels("height", params.height)?;
@@ -71,6 +79,14 @@ impl FrameOutput {
             None => Fit::default(),
         };
         let crop = given(params.crop).map(str::parse::<Crop>).transpose()?;
+        let depth = given(params.depth)
+            .map(str::parse::<Depth>)
+            .transpose()?
+            .unwrap_or_default();
+        let channels = given(params.channels)
+            .map(str::parse::<Channels>)
+            .transpose()?
+            .unwrap_or_default();
         let quality = match (format, given(params.quality)) {
             (Format::Jpeg, Some(text)) => Some(
                 text.parse::<u8>()
@@ -83,14 +99,18 @@ impl FrameOutput {
             (Format::Jpeg, None) => Some(DEFAULT_JPEG_QUALITY),
             _ => None,
         };
+        let render = RenderOptions {
+            width,
+            height,
+            fit,
+            crop,
+            depth,
+            channels,
+        };
+        format.layout(&render)?;
         Ok(Self {
             format,
-            render: RenderOptions {
-                width,
-                height,
-                fit,
-                crop,
-            },
+            render,
             quality,
         })
     }

@@ -51,6 +51,17 @@ pub fn number(value: &serde_json::Value) -> f64 {
 /// Frames `numbers` (1-based, any order) exactly as `ffmpeg -i MOVIE -vf select=eq(n\,N-1)`
 /// yields them, converted to rgb24 by the CLI. One ffmpeg run for all of them.
 pub fn frames(path: &Path, numbers: &[u64]) -> Vec<RgbFrame> {
+    frames_as(path, numbers, "rgb24", 3)
+}
+
+/// [`frames`] converted by the CLI to `pix_fmt` (a packed format of `bytes_per_pixel`, e.g.
+/// `rgb48le` 6, `gray` 1, `gray16le` 2); `data` holds the raw pixels.
+pub fn frames_as(
+    path: &Path,
+    numbers: &[u64],
+    pix_fmt: &str,
+    bytes_per_pixel: usize,
+) -> Vec<RgbFrame> {
     let (stream, _) = probe(path);
     let (width, height) = (
         stream["width"].as_u64().expect("width") as u32,
@@ -75,7 +86,7 @@ pub fn frames(path: &Path, numbers: &[u64]) -> Vec<RgbFrame> {
             "-fps_mode",
             "passthrough",
         ])
-        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .args(["-f", "rawvideo", "-pix_fmt", pix_fmt, "-"])
         .output()
         .expect("run the ffmpeg CLI");
     assert!(
@@ -84,7 +95,7 @@ pub fn frames(path: &Path, numbers: &[u64]) -> Vec<RgbFrame> {
         path.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-    let frame_len = width as usize * height as usize * 3;
+    let frame_len = width as usize * height as usize * bytes_per_pixel;
     assert_eq!(
         output.stdout.len(),
         frame_len * sorted.len(),

@@ -73,6 +73,48 @@ impl std::str::FromStr for Crop {
     }
 }
 
+/// Bits per output sample (`?depth=16`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Depth {
+    #[default]
+    Eight,
+    Sixteen,
+}
+
+impl std::str::FromStr for Depth {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "8" => Ok(Self::Eight),
+            "16" => Ok(Self::Sixteen),
+            other => Err(Error::InvalidRequest(format!(
+                "depth must be 8 or 16, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Colour, or luma only (`?channels=gray`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Channels {
+    #[default]
+    Rgb,
+    Gray,
+}
+
+impl std::str::FromStr for Channels {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "rgb" => Ok(Self::Rgb),
+            "gray" | "grey" => Ok(Self::Gray),
+            other => Err(Error::InvalidRequest(format!(
+                "channels must be rgb or gray, not {other:?}"
+            ))),
+        }
+    }
+}
+
 /// What to make of a decoded picture.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RenderOptions {
@@ -80,6 +122,10 @@ pub struct RenderOptions {
     pub height: Option<u32>,
     pub fit: Fit,
     pub crop: Option<Crop>,
+    #[serde(default)]
+    pub depth: Depth,
+    #[serde(default)]
+    pub channels: Channels,
 }
 
 /// Where the scaled picture goes: the source rectangle, its scaled size, and its place in the
@@ -204,6 +250,7 @@ mod tests {
             height,
             fit,
             crop: None,
+            ..RenderOptions::default()
         }
     }
 

@@ -1,4 +1,4 @@
-//! From a decoded picture to RGB pixels: colour conversion honouring range and matrix, crop,
+//! From a decoded picture to RGB, 16-bit RGB or gray pixels: colour conversion honouring range and matrix, crop,
 //! and resize (Lanczos3) with stretch / contain / cover fits — all in swscale.
 //!
 //! `geometry` is the pure arithmetic (options, bounds, the plan); `swscale` is the FFI that
@@ -8,6 +8,7 @@ mod geometry;
 mod swscale;
 
 pub use geometry::{
-    Crop, Fit, MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE, RenderOptions, check_output_size,
+    Channels, Crop, Depth, Fit, MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE, RenderOptions,
+    check_output_size,
 };
 pub use swscale::{Image, PixelLayout, render};

@@ -1,5 +1,6 @@
 //! The swscale FFI of a render: colour conversion honouring range and matrix, crop, and resize
-//! (Lanczos3) of a decoded picture into packed RGB(A) pixels, following a geometry `Plan`.
+//! (Lanczos3) of a decoded picture into packed RGB(A), 16-bit RGB or gray pixels, following a
+//! geometry `Plan`.
 
 use std::ffi::{CString, c_void};
 use std::ptr;
@@ -19,23 +20,56 @@ pub struct Image {
     pub data: Vec<u8>,
 }
 
+/// Packed pixel layouts; 16-bit samples are little-endian (FFmpeg's `rgb48le`, `gray16le`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PixelLayout {
     Rgb24,
     Rgba32,
+    Rgb48,
+    Gray8,
+    Gray16,
 }
 
 impl PixelLayout {
     pub fn bytes_per_pixel(self) -> usize {
         match self {
+            Self::Gray8 => 1,
+            Self::Gray16 => 2,
             Self::Rgb24 => 3,
+            Self::Rgba32 => 4,
+            Self::Rgb48 => 6,
+        }
+    }
+
+    /// Samples per pixel: 1 (gray), 3 or 4.
+    pub fn channels(self) -> usize {
+        match self {
+            Self::Gray8 | Self::Gray16 => 1,
+            Self::Rgb24 | Self::Rgb48 => 3,
             Self::Rgba32 => 4,
         }
     }
+
+    /// Whether each sample takes two bytes.
+    pub fn is_16_bit(self) -> bool {
+        matches!(self, Self::Rgb48 | Self::Gray16)
+    }
+
     fn av_format(self) -> ffi::AVPixelFormat {
         match self {
             Self::Rgb24 => ffi::AVPixelFormat::AV_PIX_FMT_RGB24,
             Self::Rgba32 => ffi::AVPixelFormat::AV_PIX_FMT_RGBA,
+            Self::Rgb48 => ffi::AVPixelFormat::AV_PIX_FMT_RGB48LE,
+            Self::Gray8 => ffi::AVPixelFormat::AV_PIX_FMT_GRAY8,
+            Self::Gray16 => ffi::AVPixelFormat::AV_PIX_FMT_GRAY16LE,
+        }
+    }
+
+    /// The layout a crop is cut from: this one, except RGBA (cut from RGB, alpha added after).
+    fn uncropped(self) -> Self {
+        match self {
+            Self::Rgba32 => Self::Rgb24,
+            other => other,
         }
     }
 }
@@ -71,18 +105,18 @@ pub fn render(
     if plan.src == full {
         scale_frame(frame.frame_ptr(), dst, threads)?;
     } else {
-        // Crop in RGB: exact for any x/y, whatever the chroma subsampling.
+        // Crop in packed pixels: exact for any x/y, whatever the chroma subsampling.
         let whole = render(
             frame,
             &RenderOptions::default(),
-            PixelLayout::Rgb24,
+            layout.uncropped(),
             threads,
         )?;
-        let src = RgbView {
+        let src = PackedView {
             image: &whole,
             rect: plan.src,
         };
-        scale_rgb(src, dst, threads)?;
+        scale_packed(src, dst, threads)?;
     }
     Ok(Image {
         width: cw,
@@ -100,7 +134,7 @@ struct Target<'a> {
     layout: PixelLayout,
 }
 
-struct RgbView<'a> {
+struct PackedView<'a> {
     image: &'a Image,
     rect: Crop,
 }
@@ -175,14 +209,16 @@ impl Scaler {
                     &mut contrast,
                     &mut saturation,
                 );
-                // A negative answer means RGB input or output without YUV details to set.
+                // A negative answer means RGB input or output without YUV details to set. The
+                // output range stays swscale's own choice for the output format, as the ffmpeg
+                // CLI's scale filter leaves it (full for RGB and gray).
                 if ret >= 0 {
                     ffi::sws_setColorspaceDetails(
                         ctx,
                         ffi::sws_getCoefficients(colorspace),
                         i32::from(full_range_in || src_range != 0),
                         table,
-                        1,
+                        dst_range,
                         brightness,
                         contrast,
                         saturation,
@@ -287,25 +323,23 @@ fn scale_frame(src: *const ffi::AVFrame, mut dst: Target<'_>, threads: usize) ->
     Ok(())
 }
 
-fn scale_rgb(src: RgbView<'_>, mut dst: Target<'_>, threads: usize) -> Result<()> {
+fn scale_packed(src: PackedView<'_>, mut dst: Target<'_>, threads: usize) -> Result<()> {
     let image = src.image;
-    let stride = image.width as usize * 3;
-    let start = src.rect.y as usize * stride + src.rect.x as usize * 3;
+    let bpp = image.layout.bytes_per_pixel();
+    let stride = image.width as usize * bpp;
+    let start = src.rect.y as usize * stride + src.rect.x as usize * bpp;
     let mut pixels = image.data[start..].to_vec();
+    let format = image.layout.av_format();
     let input = BorrowedFrame::over(
         pixels.as_mut_ptr(),
         pixels.len(),
         stride,
         (src.rect.width, src.rect.height),
-        ffi::AVPixelFormat::AV_PIX_FMT_RGB24,
+        format,
     )?;
     let same_size = (src.rect.width, src.rect.height) == dst.size;
     let scaler = Scaler::new(
-        (
-            src.rect.width,
-            src.rect.height,
-            ffi::AVPixelFormat::AV_PIX_FMT_RGB24,
-        ),
+        (src.rect.width, src.rect.height, format),
         (dst.size.0, dst.size.1, dst.layout.av_format()),
         scale_flags(same_size),
         threads,
