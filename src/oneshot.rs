@@ -1,4 +1,4 @@
-//! The CLI's one-shot commands (`probe`, `frame`) through the same service as the server: the
+//! The CLI's one-shot commands (`probe`, `frame`, `clip`) through the same service as the server: the
 //! SOURCE's directory becomes a one-mirror service, so validation, defaults, errors and bytes are
 //! those of the HTTP routes. Origin I/O runs on a small runtime; the service decodes on its
 //! blocking threads.
@@ -11,8 +11,8 @@ use lazycache_cache::{CacheConfig, TieredCache};
 use lazycache_decode::Limits;
 use lazycache_origin::{Mirror, OriginConfig, RangeCache, RangeCacheConfig, RelPath, locate};
 use lazycache_service::{
-    Conditional, FrameAnswer, FrameRequest, MetadataAnswer, Service, ServiceError, ServiceOptions,
-    ServiceParts,
+    ClipAnswer, ClipRequest, Conditional, FrameAnswer, FrameRequest, MetadataAnswer, Service,
+    ServiceError, ServiceOptions, ServiceParts,
 };
 use prometheus::Registry;
 
@@ -98,6 +98,12 @@ impl OneShot {
         ))?;
         self.flush();
         fresh(answer)
+    }
+
+    /// A clip, as the HTTP clip route gives it.
+    pub fn clip(&self, request: &ClipRequest) -> Result<ClipAnswer, ServiceError> {
+        self.runtime
+            .block_on(self.service.clip(&self.mirror, &self.path, request))
     }
 
     /// Waits for the disk tier's pending writes, so the next command finds them.

@@ -35,6 +35,14 @@ pub struct Metadata {
     /// stream's stated rates disagree or its keyframes or end lie off the rate's grid.
     #[serde(default)]
     pub frame_numbers: String,
+    /// Bits per sample of the decoded picture (its pixel format's luma depth): 8, 10, 12…;
+    /// absent when unknown.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bit_depth: u32,
+    /// When the movie starts (RFC 3339), if known: the service sets it from the container's
+    /// creation time ([`Movie::creation_time`]) or the file's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
 }
 
 /// An encoded frame and where its time went.
@@ -71,7 +79,26 @@ impl Movie {
     pub fn open(source: Arc<dyn ByteSource>, limits: Limits) -> Result<Self> {
         let _deadline = deadline::scope(Instant::now() + limits.decode_timeout);
         let index = index::build(Arc::clone(&source), &limits)?;
-        Ok(Self::assemble(source, index, limits))
+        let mut movie = Self::assemble(source, index, limits);
+        if movie.index.codec.pixel_format.is_empty() {
+            movie.learn_pixel_format();
+        }
+        Ok(movie)
+    }
+
+    /// MOV leaves the pixel format (and so `BitDepth`) to the decoder: learn it from frame 1,
+    /// once, into the index that is then cached. A frame that does not decode leaves it unknown.
+    fn learn_pixel_format(&mut self) {
+        let name = match self.decode(1) {
+            Ok(frame) => pixel_format_name(&frame),
+            Err(error) => {
+                tracing::debug!("pixel format unknown: frame 1 did not decode: {error}");
+                return;
+            }
+        };
+        if let Some(index) = Arc::get_mut(&mut self.index) {
+            index.codec.pixel_format = name;
+        }
     }
 
     /// Adopts an index built earlier (e.g. from a cache) without reading the movie. Refused
@@ -149,6 +176,58 @@ impl Movie {
                 Some(_) => "constant-rate-assumed",
             }
             .to_owned(),
+            bit_depth: bit_depth(&self.index.codec.pixel_format),
+            start_time: None,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The decode-order index of frame `frame`'s sample (sample-indexed movies).
+    pub(crate) fn sample_of_frame(&self, frame: u64) -> Result<usize> {
+        usize::try_from(frame.saturating_sub(1))
+            .ok()
+            .and_then(|position| self.presentation.get(position))
+            .map(|&sample| sample as usize)
+            .ok_or(Error::FrameOutOfRange {
+                frame,
+                count: self.frame_count(),
+            })
+    }
+
+    pub(crate) fn sample(&self, sample: usize) -> Result<&index::Sample> {
+        self.index
+            .samples
+            .get(sample)
+            .ok_or_else(|| Error::BadIndex("a sample outside the index".into()))
+    }
+
+    /// The container's creation time as it states it (FFmpeg's `creation_time` tag), unchecked.
+    pub fn creation_time(&self) -> Option<&str> {
+        self.index.creation_time.as_deref()
+    }
+
+    /// Seconds from the first frame's presentation to frame `frame`'s (1-based).
+    pub fn frame_time(&self, frame: u64) -> Result<f64> {
+        self.check_frame(frame)?;
+        let (num, den) = self.index.time_base;
+        let seconds = |ticks: i64| ticks as f64 * f64::from(num) / f64::from(den.max(1));
+        if let Some(timeline) = &self.index.timeline {
+            return Ok(seconds(timeline.pts_of(frame - 1) - timeline.first_pts));
+        }
+        let pts_at = |position: usize| {
+            let sample = *self.presentation.get(position)? as usize;
+            self.index.samples.get(sample).map(|s| s.pts)
+        };
+        let position = usize::try_from(frame - 1).unwrap_or(usize::MAX);
+        match (pts_at(0), pts_at(position)) {
+            (Some(first), Some(pts)) => Ok(seconds(pts.saturating_sub(first))),
+            _ => Err(Error::FrameOutOfRange {
+                frame,
+                count: self.frame_count(),
+            }),
         }
     }
 
@@ -267,16 +346,12 @@ impl Movie {
         format: Format,
         quality: Option<u8>,
     ) -> Result<EncodedFrame> {
+        let layout = format.layout(options)?;
         let started = Instant::now();
         let decoded = self.decode(frame)?;
         let decode_time = started.elapsed();
         let started = Instant::now();
-        let image = render(
-            &decoded,
-            options,
-            format.layout(),
-            self.limits.decoder_threads,
-        )?;
+        let image = render(&decoded, options, layout, self.limits.decoder_threads)?;
         let bytes = encode(&image, format, quality)?;
         Ok(EncodedFrame {
             bytes,
@@ -287,6 +362,47 @@ impl Movie {
             encode_time: started.elapsed(),
             decode_path: decoded.path(),
         })
+    }
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
+}
+
+/// FFmpeg's name of a decoded frame's pixel format ("" when it has none).
+fn pixel_format_name(frame: &DecodedFrame) -> String {
+    // SAFETY: the frame is alive; av_get_pix_fmt_name returns a static string or null.
+    unsafe {
+        let format = (*frame.frame_ptr()).format;
+        if format < 0 {
+            return String::new();
+        }
+        let format: ffmpeg_next::ffi::AVPixelFormat = std::mem::transmute::<i32, _>(format);
+        let name = ffmpeg_next::ffi::av_get_pix_fmt_name(format);
+        if name.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(name)
+                .to_string_lossy()
+                .into_owned()
+        }
+    }
+}
+
+/// The luma bit depth of the FFmpeg pixel format named `name` (0 when unknown).
+fn bit_depth(name: &str) -> u32 {
+    let Ok(name) = std::ffi::CString::new(name) else {
+        return 0;
+    };
+    // SAFETY: av_get_pix_fmt reads a NUL-terminated name; the descriptor is a static table entry.
+    unsafe {
+        let format = ffmpeg_next::ffi::av_get_pix_fmt(name.as_ptr());
+        let descriptor = ffmpeg_next::ffi::av_pix_fmt_desc_get(format);
+        if descriptor.is_null() || (*descriptor).nb_components == 0 {
+            0
+        } else {
+            (*descriptor).comp[0].depth.max(0) as u32
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! statuses in one place, [`error`].
 
 mod access;
+mod clip;
 pub mod error;
 mod files;
 mod frame_request;

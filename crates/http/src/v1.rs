@@ -8,8 +8,8 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use lazycache_service::{
-    CachedValue, Conditional, FrameRequest, FrameSelector, FrameTimings, Mirror, RelPath,
-    ServedFrom, ServiceError, split_extension,
+    CachedValue, ClipAnswer, ClipRequest, Conditional, FrameRequest, FrameSelector, FrameTime,
+    FrameTimings, Mirror, RelPath, ServedFrom, ServiceError, split_extension,
 };
 use serde_json::Value;
 
@@ -35,13 +35,20 @@ enum Route {
         request: FrameRequest,
     },
     Sprite,
+    Clip {
+        movie: RelPath,
+        request: ClipRequest,
+    },
     OtherFile(RelPath),
 }
 
-/// What the service answered, turned into a response on the HTTP worker.
-/// Which frame an image is (SPEC §3: frame responses).
+/// Which frame an image is, its time from the start, and the wall-clock time it shows when
+/// the movie's start is known (SPEC §3: frame responses).
 const FRAME_HEADER: &str = "x-lazycache-frame";
+const FRAME_TIME_HEADER: &str = "x-lazycache-frame-time";
+const FRAME_TIMESTAMP_HEADER: &str = "x-lazycache-frame-timestamp";
 
+/// What the service answered, turned into a response on the HTTP worker.
 enum Answer {
     Json {
         body: Value,
@@ -53,6 +60,7 @@ enum Answer {
         value: CachedValue,
         /// The frame answered (the keyframe in keyframe mode, the frame on screen for a time).
         frame: u64,
+        time: FrameTime,
         etag: String,
         tier: ServedFrom,
         timings: FrameTimings,
@@ -60,6 +68,12 @@ enum Answer {
     NotModified(String),
     Redirect(String),
     File(FileAnswer),
+    Clip {
+        clip: ClipAnswer,
+        etag: String,
+        /// The file name to save it under: `<movie stem>-<A>-<B>.<ext>`.
+        name: String,
+    },
 }
 
 /// The request headers the answer depends on (actix requests stay on their worker).
@@ -133,6 +147,12 @@ fn route(
     let options = state.service().options();
     let segments = path.segments();
     let n = segments.len();
+    if n >= 3 && options.is_movie(&segments[n - 3]) && segments[n - 2] == "clip" {
+        return Ok(Route::Clip {
+            movie: sub_path(&segments[..n - 2])?,
+            request: ClipRequest::parse_segment(&segments[n - 1])?,
+        });
+    }
     if n >= 3 && options.is_movie(&segments[n - 3]) {
         let (stem, format) = split_extension(&segments[n - 1])?;
         let selector = match segments[n - 2].as_str() {
@@ -194,6 +214,7 @@ async fn answer(
                 Conditional::Held(tag) => Ok(Answer::NotModified(etag_of(&tag))),
                 Conditional::Fresh(frame) => Ok(Answer::Image {
                     frame: frame.frame,
+                    time: frame.time,
                     etag: etag_of(&frame.version_tag),
                     value: frame.value,
                     tier: frame.served_from,
@@ -202,6 +223,23 @@ async fn answer(
             }
         }
         Route::Sprite => Err(ApiError::NotImplemented("the sprite (contact sheet) route")),
+        Route::Clip { movie, request } => {
+            let clip = service.clip(mirror, &movie, &request).await?;
+            let stem = movie
+                .file_name()
+                .and_then(|name| name.rsplit_once('.').map(|(stem, _)| stem))
+                .unwrap_or("clip");
+            Ok(Answer::Clip {
+                etag: etag_of(&clip.version_tag),
+                name: format!(
+                    "{stem}-{}-{}.{}",
+                    request.first,
+                    request.last,
+                    request.format.extension()
+                ),
+                clip,
+            })
+        }
         Route::OtherFile(path) => other_file(state, mirror, &path, &headers).await,
     }
 }
@@ -281,14 +319,19 @@ fn into_response(answer: Answer, state: &AppState, started: Instant) -> HttpResp
         Answer::Image {
             value,
             frame,
+            time,
             etag,
             tier,
             timings,
         } => {
             let mut response = HttpResponse::Ok();
+            if let Some(timestamp) = time.timestamp {
+                response.insert_header((FRAME_TIMESTAMP_HEADER, timestamp));
+            }
             response
                 .content_type(value.content_type())
                 .insert_header((FRAME_HEADER, frame.to_string()))
+                .insert_header((FRAME_TIME_HEADER, format!("{:.6}", time.seconds)))
                 .insert_header((header::ETAG, etag))
                 .insert_header((header::CACHE_CONTROL, CACHE_CONTROL_IMMUTABLE))
                 .insert_header(tier_header(tier.as_str()));
@@ -307,5 +350,6 @@ fn into_response(answer: Answer, state: &AppState, started: Instant) -> HttpResp
             .insert_header((header::LOCATION, location))
             .finish(),
         Answer::File(file) => files::into_response(file, state.service().io().clone()),
+        Answer::Clip { clip, etag, name } => crate::clip::into_response(clip, etag, &name),
     }
 }

@@ -14,6 +14,7 @@ use crate::metrics::Counted;
 use crate::request::{FrameOutput, FrameRequest, FrameSelector, Seek};
 use crate::service::{Conditional, Service, retry_if_changed};
 use crate::slots::blocking;
+use crate::timestamps::FrameTime;
 
 /// Where a frame's time went.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,6 +37,8 @@ pub struct FrameAnswer {
     pub version_tag: String,
     pub served_from: ServedFrom,
     pub timings: FrameTimings,
+    /// The frame's time from the start and, when the movie's start is known, its wall-clock time.
+    pub time: FrameTime,
 }
 
 /// A movie known already, or the file to load it from inside the computation.
@@ -94,6 +97,10 @@ impl Service {
                 (number, MovieSource::Loaded(loaded.movie), loaded.elapsed)
             }
         };
+        let known_movie = match &movie {
+            MovieSource::Loaded(movie) => Some(movie.clone()),
+            MovieSource::Unread(..) => None,
+        };
         let key = frame_key(&version, number, &request.output);
         let version_tag = key.canonical().to_owned();
         if holds(&version_tag) {
@@ -128,6 +135,13 @@ impl Service {
             })
             .await
             .map_err(ServiceError::from)?;
+        // A frame found in a cache tier did not need the movie: its times do (from the table
+        // of parsed movies, or the cached index).
+        let movie = match known_movie {
+            Some(movie) => movie,
+            None => self.movie(mirror, path).await?.movie,
+        };
+        let time = FrameTime::of(&movie, number, path.file_name().unwrap_or_default())?;
         let computed = timings.lock().map(|t| *t).unwrap_or_default();
         let fetch = started
             .elapsed()
@@ -143,6 +157,7 @@ impl Service {
                 decode: computed.decode,
                 encode: computed.encode,
             },
+            time,
         }))
     }
 

@@ -4,6 +4,7 @@
 //! these calls, with typed requests validated here once ([`request`]) and one error type whose
 //! [`ErrorKind`] each front door maps to its own answers. See ARCHITECTURE.md.
 
+mod clip;
 mod error;
 mod frame;
 mod keys;
@@ -13,7 +14,9 @@ pub mod request;
 mod service;
 mod slots;
 mod source;
+pub mod timestamps;
 
+pub use clip::{ClipAnswer, ClipRequest};
 pub use error::{ErrorKind, ServiceError, ServiceResult};
 pub use frame::{FrameAnswer, FrameTimings};
 pub use keys::{MovieVersion, frame_key, metadata_key};
@@ -22,9 +25,10 @@ pub use movies::{LoadedMovie, MetadataAnswer};
 pub use request::{FrameOutput, FrameRequest, FrameSelector, OutputParams, Seek, split_extension};
 pub use service::{Conditional, DEFAULT_MOVIE_EXTENSIONS, Service, ServiceOptions, ServiceParts};
 pub use source::{OriginSource, source_error};
+pub use timestamps::FrameTime;
 
 /// The vocabulary the front doors share with the service: paths, mirrors, listings and files of
 /// the origins; cached values and where they came from; output formats; library versions.
 pub use lazycache_cache::{CachedValue, ServedFrom, TieredCache};
-pub use lazycache_decode::{Format, WarmSettings, ffmpeg_versions};
+pub use lazycache_decode::{ClipFormat, Format, WarmSettings, ffmpeg_versions};
 pub use lazycache_origin::{Listing, Mirror, OriginFile, RelPath};

@@ -15,6 +15,7 @@ use crate::keys::{INDEX_CONTENT_TYPE, MovieVersion, metadata_key};
 use crate::service::{Conditional, Service, retry_if_changed};
 use crate::slots::blocking;
 use crate::source::OriginSource;
+use crate::timestamps::start_time_text;
 
 /// Bytes of parsed indexes kept in memory: a 25,000-frame CamHD index is about 1 MiB parsed, so
 /// this keeps a few hundred hot movies while a hostile index cannot grow it past the bound.
@@ -80,9 +81,12 @@ impl Service {
             if holds(&version_tag) {
                 return Ok(Conditional::Held(version_tag));
             }
+            let mut metadata = loaded.movie.metadata();
+            metadata.start_time =
+                start_time_text(&loaded.movie, path.file_name().unwrap_or_default());
             Ok(Conditional::Fresh(MetadataAnswer {
                 path: format!("/{path}"),
-                metadata: loaded.movie.metadata(),
+                metadata,
                 version_tag,
                 served_from: loaded.served_from,
                 elapsed: loaded.elapsed,

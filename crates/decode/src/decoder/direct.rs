@@ -62,7 +62,7 @@ pub(super) fn feed_samples(
 }
 
 /// Reads `samples` like [`feed_samples`], returning each one's bytes (slices of the reads).
-pub(super) fn read_samples(
+pub(crate) fn read_samples(
     source: &Arc<dyn ByteSource>,
     samples: &[Sample],
     deadline: Instant,

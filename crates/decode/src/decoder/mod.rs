@@ -20,6 +20,8 @@ use crate::limits::Limits;
 use crate::source::ByteSource;
 use warm_pool::{Shown, WarmPool, share};
 
+pub(crate) use direct::read_samples;
+
 /// Earlier keyframes tried when a start point does not yield the frame (e.g. an open GOP whose
 /// recovery point FFmpeg does not honour).
 const START_ATTEMPTS: usize = 3;

@@ -10,7 +10,8 @@ use ffmpeg_next::ffi;
 
 use super::lazy;
 use super::model::{
-    CodecParams, INDEX_FORMAT_VERSION, MovieIndex, Sample, check_picture_size, check_samples_inside,
+    CodecParams, INDEX_FORMAT_VERSION, MAX_CREATION_TIME_LEN, MovieIndex, Sample,
+    check_picture_size, check_samples_inside,
 };
 use crate::avio::{self, Demuxer, KnownBytes, MOV_DEMUXER};
 use crate::decoder::allowed_decoder;
@@ -186,10 +187,31 @@ fn build_with(
             samples,
             direct_reads,
             timeline,
+            creation_time: creation_time(ctx),
         };
         index.check(limits)?;
         Ok(Some(index))
     }
+}
+
+/// The container's `creation_time` tag, when it is a short printable text (it is checked as a
+/// date where it is used).
+///
+/// # Safety
+/// `ctx` must be an open format context.
+unsafe fn creation_time(ctx: *const ffi::AVFormatContext) -> Option<String> {
+    // SAFETY: the key is a NUL-terminated literal; the entry, if any, lives in ctx's metadata.
+    let entry =
+        unsafe { ffi::av_dict_get((*ctx).metadata, c"creation_time".as_ptr(), ptr::null(), 0) };
+    if entry.is_null() {
+        return None;
+    }
+    // SAFETY: dictionary values are NUL-terminated strings owned by the dictionary.
+    let value = unsafe { cstr_or_empty((*entry).value) };
+    (value.len() <= MAX_CREATION_TIME_LEN
+        && !value.is_empty()
+        && value.bytes().all(|b| b.is_ascii_graphic()))
+    .then_some(value)
 }
 
 /// # Safety

@@ -10,7 +10,10 @@ use crate::error::{Error, Result};
 use crate::limits::Limits;
 
 /// Bumped whenever the serialised form or its meaning changes.
-pub const INDEX_FORMAT_VERSION: u32 = 3;
+pub const INDEX_FORMAT_VERSION: u32 = 4;
+
+/// The longest container `creation_time` text kept (an RFC 3339 time takes about 30).
+pub(crate) const MAX_CREATION_TIME_LEN: usize = 64;
 
 /// One compressed video sample (packet), in decode order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +133,8 @@ pub struct MovieIndex {
     pub direct_reads: bool,
     /// The frames by time, for containers indexed without reading every sample.
     pub timeline: Option<Timeline>,
+    /// The container's `creation_time` as FFmpeg reports it (RFC 3339), when it has one.
+    pub creation_time: Option<String>,
 }
 
 impl MovieIndex {
@@ -191,11 +196,13 @@ impl MovieIndex {
             &self.codec.codec,
             &self.codec.pixel_format,
         ];
+        let creation_time = self.creation_time.as_ref().map_or(0, String::capacity);
         let keyframes = self.timeline.as_ref().map_or(0, |t| {
             t.keyframes.capacity() * std::mem::size_of::<Keyframe>()
         });
         let bytes = self.samples.capacity() * std::mem::size_of::<Sample>()
             + keyframes
+            + creation_time
             + self.codec.extradata.capacity()
             + strings.iter().map(|s| s.capacity()).sum::<usize>();
         bytes as u64
@@ -205,6 +212,13 @@ impl MovieIndex {
     /// damaged or planted): a sample count within `limits`, at least one frame shown, no sample
     /// over `limits.max_sample_bytes`, a time base, a picture size within `limits`, and for direct reads every sample inside the file.
     pub fn check(&self, limits: &Limits) -> Result<()> {
+        if self
+            .creation_time
+            .as_ref()
+            .is_some_and(|t| t.len() > MAX_CREATION_TIME_LEN)
+        {
+            return Err(Error::NotAMovie("an overlong creation time".into()));
+        }
         if let Some(timeline) = &self.timeline {
             return self.check_timeline(timeline, limits);
         }
