@@ -8,6 +8,6 @@ mod geometry;
 mod swscale;
 
 pub use geometry::{
-    Crop, Fit, MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE, RenderOptions, check_output_size,
+    Crop, Fit, MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE, RenderOptions, check_output_size, output_size,
 };
 pub use swscale::{Image, PixelLayout, render};
