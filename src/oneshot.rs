@@ -1,4 +1,4 @@
-//! The CLI's one-shot commands (`probe`, `frame`) through the same service as the server: the
+//! The CLI's one-shot commands (`probe`, `frame`, `frames`, `sprite`) through the same service as the server: the
 //! SOURCE's directory becomes a one-mirror service, so validation, defaults, errors and bytes are
 //! those of the HTTP routes. Origin I/O runs on a small runtime; the service decodes on its
 //! blocking threads.
@@ -11,8 +11,8 @@ use lazycache_cache::{CacheConfig, TieredCache};
 use lazycache_decode::Limits;
 use lazycache_origin::{Mirror, OriginConfig, RangeCache, RangeCacheConfig, RelPath, locate};
 use lazycache_service::{
-    Conditional, FrameAnswer, FrameRequest, MetadataAnswer, Service, ServiceError, ServiceOptions,
-    ServiceParts,
+    Conditional, FrameAnswer, FrameRequest, FramesRequest, MetadataAnswer, Service, ServiceError,
+    ServiceOptions, ServiceParts, SpriteAnswer, SpriteRequest,
 };
 use prometheus::Registry;
 
@@ -91,6 +91,36 @@ impl OneShot {
     /// One frame, as the HTTP frame routes give it.
     pub fn frame(&self, request: &FrameRequest) -> Result<FrameAnswer, ServiceError> {
         let answer = self.runtime.block_on(self.service.frame(
+            &self.mirror,
+            &self.path,
+            request,
+            &|_| false,
+        ))?;
+        self.flush();
+        fresh(answer)
+    }
+
+    /// Many frames, as the HTTP frames route gives them, written to `out` as they come.
+    pub fn frames(&self, request: &FramesRequest, out: &mut impl std::io::Write) -> Result<()> {
+        let written = self.runtime.block_on(async {
+            let answer = self
+                .service
+                .frames(&self.mirror, &self.path, request, &|_| false)
+                .await?;
+            let mut chunks = fresh(answer)?.start();
+            while let Some(chunk) = chunks.next().await {
+                out.write_all(&chunk?)
+                    .context("cannot write the output file")?;
+            }
+            Ok::<(), anyhow::Error>(())
+        });
+        self.flush();
+        written
+    }
+
+    /// A sprite or its WebVTT map, as the HTTP sprite route gives it.
+    pub fn sprite(&self, request: &SpriteRequest) -> Result<SpriteAnswer, ServiceError> {
+        let answer = self.runtime.block_on(self.service.sprite(
             &self.mirror,
             &self.path,
             request,
