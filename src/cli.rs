@@ -1,4 +1,4 @@
-//! The command line: `serve` (also the default), `probe` and `frame`.
+//! The command line: `serve` (also the default), `probe`, `frame`, `frames` and `sprite`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use lazycache_origin::redact_url_text;
 use lazycache_service::{
-    ClipRequest, Format, FrameOutput, FrameRequest, FrameSelector, OutputParams, Seek, ServiceError,
+    ClipRequest, Format, FrameOutput, FrameRequest, FrameSelector, FramesRequest, OutputParams,
+    Seek, ServiceError, SpriteParams, SpriteRequest,
 };
 
 use crate::config::{ServeArgs, ServeConfig};
@@ -55,6 +56,11 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Write many frames as one NumPy array (.npy) or a zip of images (.zip), as the
+    /// frames/<SELECTION>.<npy|zip> route gives them.
+    Frames(Box<FramesArgs>),
+    /// Write a sprite (contact sheet) image, or its WebVTT map (.vtt), as the sprite route.
+    Sprite(Box<SpriteArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -70,6 +76,19 @@ struct FrameArgs {
     /// Output file; its extension picks the format (png, jpg, bmp, webp, rgba, npy). `-` or none: PNG on stdout.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    options: OutputArgs,
+    /// `exact` (default) or `keyframe`: the nearest shown keyframe at or before the frame.
+    #[arg(long)]
+    seek: Option<String>,
+    /// Cache the movie's index and frames here, as a server with this --cache-dir would.
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<String>,
+}
+
+/// The frame options, as the routes' query parameters.
+#[derive(Args, Debug)]
+struct OutputArgs {
     /// Output width in pixels (1 to 8192).
     #[arg(long)]
     width: Option<String>,
@@ -91,9 +110,63 @@ struct FrameArgs {
     /// `rgb` (default) or `gray` (luma only).
     #[arg(long)]
     channels: Option<String>,
-    /// `exact` (default) or `keyframe`: the nearest shown keyframe at or before the frame.
+}
+
+impl OutputArgs {
+    fn params(&self) -> OutputParams<'_> {
+        OutputParams {
+            width: self.width.as_deref(),
+            height: self.height.as_deref(),
+            fit: self.fit.as_deref(),
+            crop: self.crop.as_deref(),
+            quality: self.quality.as_deref(),
+            depth: self.depth.as_deref(),
+            channels: self.channels.as_deref(),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct FramesArgs {
+    /// A local path or an http(s)/gs/s3/file URL.
+    source: String,
+    /// A-B (inclusive), A-B:S (every S-th) or N,M,K; frames count from 1.
+    selection: String,
+    /// Output file: FILE.npy (one array) or FILE.zip (frame-<N>.<format> each).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// In a zip: png (default), jpg, bmp, webp or npy.
     #[arg(long)]
-    seek: Option<String>,
+    format: Option<String>,
+    #[command(flatten)]
+    options: OutputArgs,
+    /// Cache the movie's index and frames here, as a server with this --cache-dir would.
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct SpriteArgs {
+    /// A local path or an http(s)/gs/s3/file URL.
+    source: String,
+    /// Output file; its extension picks jpg, png, webp, or vtt (the WebVTT map of sprite.jpg).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Tiles evenly over the movie [default: 16 unless --every].
+    #[arg(long)]
+    count: Option<String>,
+    /// A tile every SECONDS instead of --count.
+    #[arg(long, value_name = "SECONDS")]
+    every: Option<String>,
+    /// Tiles to a row [default: 4].
+    #[arg(long)]
+    cols: Option<String>,
+    /// Tile width in pixels; the height follows the aspect ratio [default: 160].
+    #[arg(long)]
+    width: Option<String>,
+    /// JPEG quality 1..100 [default: 75].
+    #[arg(long)]
+    quality: Option<String>,
     /// Cache the movie's index and frames here, as a server with this --cache-dir would.
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<String>,
@@ -133,6 +206,8 @@ fn run(cli: Cli) -> Result<()> {
             frames,
             output,
         }) => clip(&source, &frames, &output),
+        Some(Command::Frames(args)) => frames(*args),
+        Some(Command::Sprite(args)) => sprite(*args),
     }
 }
 
@@ -191,19 +266,10 @@ fn frame(args: FrameArgs) -> Result<()> {
         (Some(number), None) => FrameSelector::number(number)?,
         (None, None) => anyhow::bail!("give a frame number or --time"),
     };
-    let params = OutputParams {
-        width: args.width.as_deref(),
-        height: args.height.as_deref(),
-        fit: args.fit.as_deref(),
-        crop: args.crop.as_deref(),
-        quality: args.quality.as_deref(),
-        depth: args.depth.as_deref(),
-        channels: args.channels.as_deref(),
-    };
     let request = FrameRequest {
         selector,
         seek: Seek::parse(args.seek.as_deref())?,
-        output: FrameOutput::parse(format, &params)?,
+        output: FrameOutput::parse(format, &args.options.params())?,
     };
     let answer = OneShot::open(&args.source, args.cache_dir.as_deref())?.frame(&request)?;
     let bytes = answer.value.bytes();
@@ -213,4 +279,57 @@ fn frame(args: FrameArgs) -> Result<()> {
         None => std::io::stdout().lock().write_all(bytes)?,
     }
     Ok(())
+}
+
+/// `frames`: the bytes the frames route gives for the same request, written as they come into
+/// a partial file beside FILE that becomes FILE once complete (a failure part-way leaves none).
+fn frames(args: FramesArgs) -> Result<()> {
+    let extension = args
+        .output
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    let request = FramesRequest::parse(
+        &args.selection,
+        extension,
+        args.format.as_deref(),
+        &args.options.params(),
+    )?;
+    let oneshot = OneShot::open(&args.source, args.cache_dir.as_deref())?;
+    let path = &args.output;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("frames");
+    let partial = path.with_file_name(format!(".{name}.partial"));
+    let cannot_write = || format!("cannot write {}", path.display());
+    let mut file =
+        std::io::BufWriter::new(std::fs::File::create(&partial).with_context(cannot_write)?);
+    let written = oneshot.frames(&request, &mut file).and_then(|()| {
+        file.flush().with_context(cannot_write)?;
+        drop(file);
+        std::fs::rename(&partial, path).with_context(cannot_write)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
+/// `sprite`: the bytes the sprite route gives for the same parameters.
+fn sprite(args: SpriteArgs) -> Result<()> {
+    let extension = args.output.extension().and_then(|e| e.to_str());
+    let request = SpriteRequest::parse(
+        extension,
+        &SpriteParams {
+            count: args.count.as_deref(),
+            every: args.every.as_deref(),
+            cols: args.cols.as_deref(),
+            width: args.width.as_deref(),
+            quality: args.quality.as_deref(),
+        },
+    )?;
+    let answer = OneShot::open(&args.source, args.cache_dir.as_deref())?.sprite(&request)?;
+    std::fs::write(&args.output, answer.value.bytes())
+        .with_context(|| format!("cannot write {}", args.output.display()))
 }

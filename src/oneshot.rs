@@ -1,4 +1,5 @@
-//! The CLI's one-shot commands (`probe`, `frame`, `clip`) through the same service as the server: the
+//! The CLI's one-shot commands (`probe`, `frame`, `frames`, `sprite`, `clip`) through the same
+//! service as the server: the
 //! SOURCE's directory becomes a one-mirror service, so validation, defaults, errors and bytes are
 //! those of the HTTP routes. Origin I/O runs on a small runtime; the service decodes on its
 //! blocking threads.
@@ -11,8 +12,8 @@ use lazycache_cache::{CacheConfig, TieredCache};
 use lazycache_decode::Limits;
 use lazycache_origin::{Mirror, OriginConfig, RangeCache, RangeCacheConfig, RelPath, locate};
 use lazycache_service::{
-    ClipAnswer, ClipRequest, Conditional, FrameAnswer, FrameRequest, MetadataAnswer, Service,
-    ServiceError, ServiceOptions, ServiceParts,
+    ClipAnswer, ClipRequest, Conditional, FrameAnswer, FrameRequest, FramesRequest, MetadataAnswer,
+    Service, ServiceError, ServiceOptions, ServiceParts, SpriteAnswer, SpriteRequest,
 };
 use prometheus::Registry;
 
@@ -104,6 +105,36 @@ impl OneShot {
     pub fn clip(&self, request: &ClipRequest) -> Result<ClipAnswer, ServiceError> {
         self.runtime
             .block_on(self.service.clip(&self.mirror, &self.path, request))
+    }
+
+    /// Many frames, as the HTTP frames route gives them, written to `out` as they come.
+    pub fn frames(&self, request: &FramesRequest, out: &mut impl std::io::Write) -> Result<()> {
+        let written = self.runtime.block_on(async {
+            let answer = self
+                .service
+                .frames(&self.mirror, &self.path, request, &|_| false)
+                .await?;
+            let mut chunks = fresh(answer)?.start();
+            while let Some(chunk) = chunks.next().await {
+                out.write_all(&chunk?)
+                    .context("cannot write the output file")?;
+            }
+            Ok::<(), anyhow::Error>(())
+        });
+        self.flush();
+        written
+    }
+
+    /// A sprite or its WebVTT map, as the HTTP sprite route gives it.
+    pub fn sprite(&self, request: &SpriteRequest) -> Result<SpriteAnswer, ServiceError> {
+        let answer = self.runtime.block_on(self.service.sprite(
+            &self.mirror,
+            &self.path,
+            request,
+            &|_| false,
+        ))?;
+        self.flush();
+        fresh(answer)
     }
 
     /// Waits for the disk tier's pending writes, so the next command finds them.

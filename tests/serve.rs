@@ -246,15 +246,13 @@ fn every_route_answers_with_its_status_and_headers() {
         let (status, content_range, _) = ranged("bytes=99-", None).await;
         assert_eq!((status, content_range.as_str()), (416, "bytes */16"));
 
-        // Sprites are not there yet: a clear 501.
+        // Sprites are served (tests/sprite.rs checks their tiles and maps).
         let response = get(format!("{http}{PRORES}/sprite.jpg?count=4")).await;
-        assert_eq!(response.status(), 501);
-        let error: serde_json::Value = response
-            .bytes()
-            .await
-            .map(|b| serde_json::from_slice(&b).unwrap())
-            .unwrap();
-        assert!(error["Error"].as_str().unwrap().contains("sprite"));
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "image/jpeg"
+        );
 
         // Errors: JSON {URL, Error} with the status that says whose fault it is.
         let cases = [

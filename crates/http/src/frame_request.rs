@@ -15,26 +15,53 @@ pub fn frame_request(
     selector: FrameSelector,
     format: Format,
 ) -> Result<FrameRequest, ApiError> {
-    let query: HashMap<String, String> =
-        actix_web::web::Query::<HashMap<String, String>>::from_query(request.query_string())
-            .map(|query| query.into_inner())
-            .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
-    let width = size_text(request, &query, "width");
-    let height = size_text(request, &query, "height");
-    let params = OutputParams {
-        width: width.as_deref(),
-        height: height.as_deref(),
-        fit: query.get("fit").map(String::as_str),
-        crop: query.get("crop").map(String::as_str),
-        quality: query.get("quality").map(String::as_str),
-        depth: query.get("depth").map(String::as_str),
-        channels: query.get("channels").map(String::as_str),
-    };
+    let query = FrameQuery::of(request)?;
     Ok(FrameRequest {
         selector,
-        seek: Seek::parse(query.get("seek").map(String::as_str))?,
-        output: FrameOutput::parse(format, &params)?,
+        seek: Seek::parse(query.get("seek"))?,
+        output: FrameOutput::parse(format, &query.output_params())?,
     })
+}
+
+/// A request's query string and sizes, for the frame options every frame route shares.
+pub struct FrameQuery {
+    query: HashMap<String, String>,
+    width: Option<String>,
+    height: Option<String>,
+}
+
+impl FrameQuery {
+    pub fn of(request: &HttpRequest) -> Result<Self, ApiError> {
+        let query: HashMap<String, String> =
+            actix_web::web::Query::<HashMap<String, String>>::from_query(request.query_string())
+                .map(|query| query.into_inner())
+                .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+        let width = size_text(request, &query, "width");
+        let height = size_text(request, &query, "height");
+        Ok(Self {
+            query,
+            width,
+            height,
+        })
+    }
+
+    /// `?name=`, if given.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+
+    /// The frame options as typed (the service validates them).
+    pub fn output_params(&self) -> OutputParams<'_> {
+        OutputParams {
+            width: self.width.as_deref(),
+            height: self.height.as_deref(),
+            fit: self.get("fit"),
+            crop: self.get("crop"),
+            quality: self.get("quality"),
+            depth: self.get("depth"),
+            channels: self.get("channels"),
+        }
+    }
 }
 
 /// `?name=` wins over the `X-lazycache-output-<name>` header.

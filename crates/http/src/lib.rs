@@ -13,6 +13,7 @@ mod files;
 mod frame_request;
 mod info;
 mod listing;
+mod many;
 mod metrics;
 pub mod options;
 mod request_log;

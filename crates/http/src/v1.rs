@@ -1,5 +1,5 @@
-//! `/v1/<mirror prefix><path>`: sorts a path into listing, metadata, frame/time, sprite or other
-//! file, asks the service on the I/O runtime, and writes the answer with its HTTP headers.
+//! `/v1/<mirror prefix><path>`: sorts a path into listing, metadata, frame/time, many frames,
+//! sprite or other file, asks the service on the I/O runtime, and writes the answer with its HTTP headers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +9,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use lazycache_service::{
     CachedValue, ClipAnswer, ClipRequest, Conditional, FrameRequest, FrameSelector, FrameTime,
-    FrameTimings, Mirror, RelPath, ServedFrom, ServiceError, split_extension,
+    FrameTimings, FramesAnswer, FramesRequest, Mirror, RelPath, ServedFrom, ServiceError,
+    SpriteAnswer, SpriteRequest, split_extension,
 };
 use serde_json::Value;
 
@@ -21,7 +22,7 @@ use crate::respond::{
     strong_etag, tier_header,
 };
 use crate::state::AppState;
-use crate::{access, listing};
+use crate::{access, listing, many};
 
 /// How long clients may keep listings and metadata.
 const CACHE_CONTROL_SHORT: &str = "public, max-age=60";
@@ -34,7 +35,14 @@ enum Route {
         movie: RelPath,
         request: FrameRequest,
     },
-    Sprite,
+    Frames {
+        movie: RelPath,
+        request: FramesRequest,
+    },
+    Sprite {
+        movie: RelPath,
+        request: SpriteRequest,
+    },
     Clip {
         movie: RelPath,
         request: ClipRequest,
@@ -64,6 +72,14 @@ enum Answer {
         etag: String,
         tier: ServedFrom,
         timings: FrameTimings,
+    },
+    Frames {
+        answer: FramesAnswer,
+        etag: String,
+    },
+    Sprite {
+        answer: SpriteAnswer,
+        etag: String,
     },
     NotModified(String),
     Redirect(String),
@@ -132,7 +148,8 @@ async fn respond(
         Ok(Err(join)) => return Err(ApiError::Internal(format!("request task failed: {join}"))),
         Err(_) => return Err(ApiError::RequestTimedOut(limit)),
     };
-    Ok(into_response(answer, state, started))
+    let head = request.method() == actix_web::http::Method::HEAD;
+    Ok(into_response(answer, state, started, head))
 }
 
 fn route(
@@ -153,6 +170,12 @@ fn route(
             request: ClipRequest::parse_segment(&segments[n - 1])?,
         });
     }
+    if n >= 3 && options.is_movie(&segments[n - 3]) && segments[n - 2] == "frames" {
+        return Ok(Route::Frames {
+            movie: sub_path(&segments[..n - 2])?,
+            request: many::frames_request(request, &segments[n - 1])?,
+        });
+    }
     if n >= 3 && options.is_movie(&segments[n - 3]) {
         let (stem, format) = split_extension(&segments[n - 1])?;
         let selector = match segments[n - 2].as_str() {
@@ -170,7 +193,10 @@ fn route(
     if n >= 2 && options.is_movie(&segments[n - 2]) {
         let last = segments[n - 1].as_str();
         if last == "sprite" || last.starts_with("sprite.") {
-            return Ok(Route::Sprite);
+            return Ok(Route::Sprite {
+                movie: sub_path(&segments[..n - 1])?,
+                request: many::sprite_request(request, last)?,
+            });
         }
     }
     if options.is_movie(&segments[n - 1]) {
@@ -222,7 +248,24 @@ async fn answer(
                 }),
             }
         }
-        Route::Sprite => Err(ApiError::NotImplemented("the sprite (contact sheet) route")),
+        Route::Frames { movie, request } => {
+            match service.frames(mirror, &movie, &request, &holds).await? {
+                Conditional::Held(tag) => Ok(Answer::NotModified(etag_of(&tag))),
+                Conditional::Fresh(answer) => Ok(Answer::Frames {
+                    etag: etag_of(&answer.version_tag),
+                    answer,
+                }),
+            }
+        }
+        Route::Sprite { movie, request } => {
+            match service.sprite(mirror, &movie, &request, &holds).await? {
+                Conditional::Held(tag) => Ok(Answer::NotModified(etag_of(&tag))),
+                Conditional::Fresh(answer) => Ok(Answer::Sprite {
+                    etag: etag_of(&answer.version_tag),
+                    answer,
+                }),
+            }
+        }
         Route::Clip { movie, request } => {
             let clip = service.clip(mirror, &movie, &request).await?;
             let stem = movie
@@ -292,7 +335,7 @@ async fn other_file(
     }
 }
 
-fn into_response(answer: Answer, state: &AppState, started: Instant) -> HttpResponse {
+fn into_response(answer: Answer, state: &AppState, started: Instant, head: bool) -> HttpResponse {
     match answer {
         Answer::Json {
             body,
@@ -345,6 +388,8 @@ fn into_response(answer: Answer, state: &AppState, started: Instant) -> HttpResp
             .apply(&mut response);
             response.body(Bytes::clone(value.bytes()))
         }
+        Answer::Frames { answer, etag } => many::frames_response(answer, etag, head),
+        Answer::Sprite { answer, etag } => many::sprite_response(answer, etag),
         Answer::NotModified(etag) => not_modified_response(&etag),
         Answer::Redirect(location) => HttpResponse::Found()
             .insert_header((header::LOCATION, location))

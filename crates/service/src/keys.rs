@@ -7,11 +7,15 @@ use lazycache_decode::{Channels, Depth};
 use lazycache_origin::OriginFile;
 
 use crate::request::FrameOutput;
+use crate::selection::FrameSelection;
+use crate::sprite::{SpriteFormat, SpriteRequest};
 
 /// Bump when the cached index bytes change form (with `lazycache_decode::INDEX_FORMAT_VERSION`).
 const METADATA_REVISION: u32 = 3;
 /// Bump when the same frame request would now give other bytes.
 const FRAME_REVISION: u32 = 1;
+/// Bump when the same sprite request would now give other bytes (tiles, layout, encoding).
+const SPRITE_REVISION: u32 = 1;
 
 /// The content type of a cached movie index.
 pub(crate) const INDEX_CONTENT_TYPE: &str = "application/x-lazycache-movie-index";
@@ -21,6 +25,8 @@ const INDEX_MAX_BYTES: u64 = 64 << 20;
 /// The largest frame a shared tier may hand over: an 8192×8192 picture (the largest source) as
 /// RGBA, plus the little PNG, BMP or `.npy` framing adds.
 const FRAME_MAX_BYTES: u64 = 8192 * 8192 * 4 + (4 << 20);
+/// The largest sprite a shared tier may hand over: its pixel bound as RGB, plus the framing.
+const SPRITE_MAX_BYTES: u64 = lazycache_decode::render::MAX_OUTPUT_PIXELS * 3 + (4 << 20);
 
 /// One version of one movie: the mirror (its URL without credentials, or its name), the path
 /// inside it, and the origin's validator, so a changed file never answers from old entries.
@@ -96,6 +102,54 @@ pub fn frame_key(movie: &MovieVersion, frame: u64, output: &FrameOutput) -> Cach
     }
     fields.push(("revision", &revision));
     CacheKey::new("frame", &fields).expecting(output.format.content_type(), FRAME_MAX_BYTES)
+}
+
+/// The version tag of many frames in one answer (never stored: each frame is, under its own
+/// [`frame_key`]): the movie version, the selection, the container, and every output option
+/// exactly as the frames' own keys name them.
+pub fn frames_key(
+    movie: &MovieVersion,
+    selection: &FrameSelection,
+    container: &str,
+    output: &FrameOutput,
+) -> CacheKey {
+    let each = frame_key(movie, 0, output);
+    let mut fields = movie.fields().to_vec();
+    fields.extend([
+        ("frames", selection.canonical()),
+        ("container", container),
+        ("each", each.canonical()),
+    ]);
+    CacheKey::new("frames", &fields)
+}
+
+/// The key of a sprite (contact sheet) of a movie version, or the tag of its WebVTT map: how
+/// tiles are spaced, columns, tile size, format and quality, and the tiles' own frame key (their
+/// output and revision).
+pub fn sprite_key(movie: &MovieVersion, sprite: &SpriteRequest) -> CacheKey {
+    let spacing = sprite.spacing.to_string();
+    let cols = sprite.cols.to_string();
+    let width = sprite.width.to_string();
+    let quality = sprite
+        .image_quality()
+        .map_or_else(String::new, |q| q.to_string());
+    let tile = frame_key(movie, 0, &sprite.tile);
+    let revision = SPRITE_REVISION.to_string();
+    let mut fields = movie.fields().to_vec();
+    fields.extend([
+        ("spacing", spacing.as_str()),
+        ("cols", &cols),
+        ("width", &width),
+        ("format", sprite.format.extension()),
+        ("quality", &quality),
+        ("tile", tile.canonical()),
+        ("revision", &revision),
+    ]);
+    let key = CacheKey::new("sprite", &fields);
+    match sprite.format {
+        SpriteFormat::Image(format) => key.expecting(format.content_type(), SPRITE_MAX_BYTES),
+        SpriteFormat::Vtt => key,
+    }
 }
 
 #[cfg(test)]

@@ -164,6 +164,12 @@ pub fn check_output_size(width: Option<u32>, height: Option<u32>) -> Result<()> 
     Ok(())
 }
 
+/// The size of the image `options` make of a `source`-sized picture, without decoding it
+/// (e.g. to describe many frames before the first is ready); the same bounds as a render.
+pub fn output_size(source: (u32, u32), options: &RenderOptions) -> Result<(u32, u32)> {
+    plan(source, options).map(|plan| plan.canvas)
+}
+
 pub(super) fn plan(source: (u32, u32), options: &RenderOptions) -> Result<Plan> {
     check_output_size(options.width, options.height)?;
     let src = match options.crop {
@@ -260,6 +266,24 @@ mod tests {
         assert_eq!(p.canvas, (640, 360));
         let p = plan((1920, 1080), &opts(None, Some(540), Fit::Stretch))?;
         assert_eq!(p.canvas, (960, 540));
+        Ok(())
+    }
+
+    #[test]
+    fn output_size_is_the_plans_canvas() -> Result<()> {
+        assert_eq!(
+            output_size((1920, 1080), &opts(Some(160), None, Fit::Stretch))?,
+            (160, 90)
+        );
+        assert_eq!(
+            output_size((1920, 1080), &opts(Some(400), Some(400), Fit::Contain))?,
+            (400, 400)
+        );
+        assert_eq!(
+            output_size((333, 197), &RenderOptions::default())?,
+            (333, 197)
+        );
+        assert!(output_size((100, 100), &opts(Some(9000), None, Fit::Stretch)).is_err());
         Ok(())
     }
 
