@@ -443,6 +443,8 @@ fn scan_packets(demuxer: &mut Demuxer, stream_index: i32, limits: &Limits) -> Re
     let mut packet = ffmpeg_next::Packet::empty();
     let ctx = demuxer.ctx();
     let mut last_pts = i64::MIN;
+    // Packets that came without a presentation time (see `reference_times`).
+    let mut timeless = Vec::new();
     loop {
         // SAFETY: ctx is open; the packet is a valid AVPacket we own. av_read_frame overwrites
         // the packet without freeing what it held: unreference it first, or every packet leaks.
@@ -477,6 +479,9 @@ fn scan_packets(demuxer: &mut Demuxer, stream_index: i32, limits: &Limits) -> Re
             )));
         }
         let dts = packet.dts().or(packet.pts());
+        if packet.pts().is_none() {
+            timeless.push(samples.len());
+        }
         let pts = packet.pts().or(dts).unwrap_or(last_pts.saturating_add(1));
         last_pts = pts;
         let flags = packet.flags();
@@ -489,7 +494,46 @@ fn scan_packets(demuxer: &mut Demuxer, stream_index: i32, limits: &Limits) -> Re
             discard: (flags.bits() & ffi::AV_PKT_FLAG_DISCARD) != 0,
         });
     }
+    if timeless.len() == samples.len() {
+        // SAFETY: ctx is open and stream_index is one of its streams (checked by the caller).
+        let reorders = unsafe {
+            let st = *(*ctx).streams.add(stream_index as usize);
+            (*(*st).codecpar).video_delay > 0
+        };
+        if reorders && !samples.is_empty() {
+            return Err(Error::UnsupportedCodec(
+                "the stream reorders its pictures (B-frames) but its container gives no \
+                 presentation times, so frames cannot be numbered as the ffmpeg CLI does"
+                    .into(),
+            ));
+        }
+    } else if !timeless.is_empty() {
+        reference_times(&mut samples, &timeless);
+    }
     Ok(samples)
+}
+
+/// AVI carries no presentation times: for a stream with B-frames FFmpeg stamps the B-frames
+/// (shown as soon as decoded) with their dts and leaves the reference pictures without one. A
+/// decoder that reorders by one picture shows each reference picture when the next reference
+/// picture arrives: at that one's dts (the last one, after every other). Without this, frames
+/// would be numbered in decode order, unlike the ffmpeg CLI's.
+fn reference_times(samples: &mut [Sample], timeless: &[usize]) {
+    let end = samples
+        .iter()
+        .map(|s| s.dts)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
+    for (k, &i) in timeless.iter().enumerate() {
+        let shown_at = timeless
+            .get(k + 1)
+            .and_then(|&next| samples.get(next))
+            .map_or(end, |next| next.dts);
+        if let Some(sample) = samples.get_mut(i) {
+            sample.pts = shown_at;
+        }
+    }
 }
 
 /// The sample table's places and flags with the scanned packets' presentation times. The flags
