@@ -214,6 +214,18 @@ unsafe fn creation_time(ctx: *const ffi::AVFormatContext) -> Option<String> {
     .then_some(value)
 }
 
+/// MOV leaves the pixel format to the decoder, and learning it from a decoded frame costs a
+/// sample's read (~1 MB for CamHD) on the index's path. ProRes names it in its four-cc, as
+/// FFmpeg's decoder reads it: the 4:2:2 flavours decode to 10 bits, 4444 to 12 (with alpha when
+/// the frame header says so: the depth, which is what `BitDepth` needs, is the same).
+fn prores_pixel_format(codec_tag: u32) -> &'static str {
+    match &codec_tag.to_le_bytes() {
+        b"apco" | b"apcs" | b"apcn" | b"apch" => "yuv422p10le",
+        b"ap4h" | b"ap4x" => "yuv444p12le",
+        _ => "",
+    }
+}
+
 /// # Safety
 /// `par` must point to valid codec parameters.
 unsafe fn codec_params(par: *const ffi::AVCodecParameters) -> Result<CodecParams> {
@@ -223,7 +235,10 @@ unsafe fn codec_params(par: *const ffi::AVCodecParameters) -> Result<CodecParams
         let codec = cstr_or_empty(ffi::avcodec_get_name(p.codec_id));
         allowed_decoder(p.codec_id)?;
         let pix_fmt: ffi::AVPixelFormat = std::mem::transmute::<i32, ffi::AVPixelFormat>(p.format);
-        let pixel_format = cstr_or_empty(ffi::av_get_pix_fmt_name(pix_fmt));
+        let mut pixel_format = cstr_or_empty(ffi::av_get_pix_fmt_name(pix_fmt));
+        if pixel_format.is_empty() && p.codec_id == ffi::AVCodecID::AV_CODEC_ID_PRORES {
+            pixel_format = prores_pixel_format(p.codec_tag).to_owned();
+        }
         let extradata = if p.extradata.is_null() || p.extradata_size <= 0 {
             Vec::new()
         } else {
