@@ -55,10 +55,8 @@ class AsyncClient(ClientBase):
     Its connection pool belongs to the event loop it was first used in.
     """
 
-    def __init__(self, url: str, api_key: str | None = None, **settings: Any) -> None:
-        super().__init__(url, api_key, **settings)
-        self._http: httpx.AsyncClient | None = None
-        self._slots: asyncio.Semaphore | None = None
+    _http: httpx.AsyncClient | None = None
+    _slots: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> AsyncClient:
         return self

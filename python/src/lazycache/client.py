@@ -60,10 +60,7 @@ class Client(ClientBase):
     """
 
     _share_when_unpickled = True
-
-    def __init__(self, url: str, api_key: str | None = None, **settings: Any) -> None:
-        super().__init__(url, api_key, **settings)
-        self._http: httpx.Client | None = None
+    _http: httpx.Client | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 

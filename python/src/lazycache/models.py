@@ -47,7 +47,8 @@ class Metadata(_RawMapping):
     Attributes:
         path: the movie's path within its mirror, as the server names it (``URL``).
         num_frames: frames, numbered 1..num_frames.
-        width, height: decoded frame size in pixels.
+        width, height: decoded frame size in pixels (None if the server does not say, as
+            go-lazycache may not).
         frame_rate: frames per second.
         duration: seconds.
         file_size: bytes.
@@ -60,8 +61,8 @@ class Metadata(_RawMapping):
 
     path: str
     num_frames: int
-    width: int
-    height: int
+    width: int | None
+    height: int | None
     frame_rate: float
     duration: float
     file_size: int
@@ -76,8 +77,8 @@ class Metadata(_RawMapping):
         return cls(
             path=str(data.get("URL", "")),
             num_frames=int(data["NumFrames"]),
-            width=int(data["Width"]),
-            height=int(data["Height"]),
+            width=int(data["Width"]) if data.get("Width") else None,
+            height=int(data["Height"]) if data.get("Height") else None,
             frame_rate=float(data.get("FrameRate") or 0.0),
             duration=float(data.get("Duration") or 0.0),
             file_size=int(data.get("FileSize") or 0),

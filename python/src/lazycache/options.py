@@ -127,6 +127,8 @@ def output_shape(meta: Metadata, options: FrameOptions) -> tuple[int, ...]:
     alone or ``height`` alone keeps its aspect ratio, and both give exactly ``width x height``
     whatever the fit.
     """
+    if not meta.width or not meta.height:
+        raise ValueError(f"the metadata of {meta.path or 'this movie'} gives no frame size")
     src_w, src_h = meta.width, meta.height
     box = options.crop_box()
     if box is not None:

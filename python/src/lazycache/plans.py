@@ -233,7 +233,11 @@ def frames_plan(
     unique = list(dict.fromkeys(numbers))
     if metadata is None:
         metadata = yield from metadata_plan(movie)
-    shape = output_shape(metadata, options)
+    if metadata.width and metadata.height:
+        shape = output_shape(metadata, options)
+    else:  # a server whose metadata has no size (go-lazycache): the first frame tells
+        first_frame, _ = yield from frame_plan(movie, unique[0], None, options, "array", None, caps)
+        shape = first_frame.shape
     out = np.empty((len(unique), *shape), dtype=options.dtype)
     chunks = chunk_frames(unique, frame_bytes(shape, options), chunk_frames_max, chunk_bytes_max)
     starts = np.cumsum([0] + [len(c) for c in chunks[:-1]]).tolist()
@@ -293,21 +297,28 @@ def singles_plan(
 ) -> Plan[list[np.ndarray]]:
     """Frame N of movie M for each ``(M, N)``, concurrently, as arrays (``.npy``, else PNG)."""
     ext = "png" if caps.raw is False else "npy"
-    requests = [
+    results = yield Batch(_single_requests(items, options, ext), progress)
+    refused = [i for i, r in enumerate(results) if isinstance(r, RawOutputDisabled)]
+    if refused:  # no raw output: those again, as PNG
+        caps.raw = False
+        again = yield Batch(_single_requests([items[i] for i in refused], options, "png"), progress)
+        for i, result in zip(refused, again, strict=True):
+            results[i] = result
+    arrays: list[np.ndarray] = []
+    for i, result in enumerate(results):
+        if not isinstance(result, Reply):
+            raise result
+        arrays.append(_decode(result.content, "png" if i in refused else ext))
+    return arrays
+
+
+def _single_requests(
+    items: Sequence[tuple[str, int]], options: FrameOptions, ext: str
+) -> list[Request]:
+    return [
         Request(f"{frame_route(movie, number, None)}.{ext}", options.params())
         for movie, number in items
     ]
-    results = yield Batch(requests, progress)
-    arrays: list[np.ndarray] = []
-    for (movie, number), result in zip(items, results, strict=True):
-        if isinstance(result, RawOutputDisabled):
-            array, _ = yield from frame_plan(movie, number, None, options, "array", None, caps)
-        elif isinstance(result, Reply):
-            array = _decode(result.content, ext)
-        else:
-            raise result
-        arrays.append(array)
-    return arrays
 
 
 def across_plan(
