@@ -52,7 +52,9 @@ class ClientBase:
             ``"http://127.0.0.1:8080/v1/demo"``; or the server's root, with paths starting
             ``"v1/..."``.
         api_key: sent as ``X-Api-Key`` (servers started with ``--api-key``).
-        timeout: seconds (or an ``httpx.Timeout``) for each request; None waits for ever.
+        timeout: seconds (or an ``httpx.Timeout``) to connect and to wait for each part of an
+            answer; a request that exceeds it raises :class:`~lazycache.RequestTimeout` once
+            the retries are spent. None waits for ever.
         retries: extra tries on 429/502/503/504 and connection failures (0: none).
         max_retry_wait: longest wait between tries, ``Retry-After`` included (seconds).
         concurrency: most requests in flight at once for batches.

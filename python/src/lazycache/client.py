@@ -19,7 +19,13 @@ import httpx
 import numpy as np
 
 from .base import ClientBase
-from .errors import IncompleteResponse, LazycacheError, TransportError, error_from_response
+from .errors import (
+    IncompleteResponse,
+    LazycacheError,
+    RequestTimeout,
+    TransportError,
+    error_from_response,
+)
 from .models import FrameInfo, Listing, Metadata
 from .options import Crop, TimeLike, parse_selection
 from .plans import (
@@ -363,6 +369,8 @@ def _body(response: httpx.Response, stream_to: Path | None) -> bytes:
 
 
 def _transport_error(exc: httpx.TransportError, url: str) -> TransportError:
+    if isinstance(exc, httpx.TimeoutException):
+        return RequestTimeout(f"{url}: no answer within the timeout ({type(exc).__name__})")
     if isinstance(exc, httpx.RemoteProtocolError):
         return IncompleteResponse(f"{url}: the answer was cut short ({exc})")
     return TransportError(f"{url}: {type(exc).__name__}: {exc}")

@@ -27,9 +27,15 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import dask.array as da
 import numpy as np
-from dask.delayed import delayed
+
+try:
+    import dask.array as da
+    from dask.delayed import delayed
+except ImportError as missing:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "lazycache.dask needs dask and distributed: pip install 'lazycache[dask]'"
+    ) from missing
 
 from .client import Client
 from .models import Metadata

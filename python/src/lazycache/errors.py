@@ -20,6 +20,7 @@ __all__ = [
     "OriginError",
     "OriginTimeout",
     "RawOutputDisabled",
+    "RequestTimeout",
     "ServerError",
     "ServiceUnavailable",
     "TooManyRequests",
@@ -36,6 +37,10 @@ class LazycacheError(Exception):
 
 class TransportError(LazycacheError):
     """The server could not be reached, or the connection failed (after the retries)."""
+
+
+class RequestTimeout(TransportError):
+    """A request took longer than the client's ``timeout`` (after the retries)."""
 
 
 class IncompleteResponse(TransportError):

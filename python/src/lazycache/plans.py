@@ -304,11 +304,12 @@ def singles_plan(
         again = yield Batch(_single_requests([items[i] for i in refused], options, "png"), progress)
         for i, result in zip(refused, again, strict=True):
             results[i] = result
+    as_png = set(refused)
     arrays: list[np.ndarray] = []
     for i, result in enumerate(results):
         if not isinstance(result, Reply):
             raise result
-        arrays.append(_decode(result.content, "png" if i in refused else ext))
+        arrays.append(_decode(result.content, "png" if i in as_png else ext))
     return arrays
 
 
