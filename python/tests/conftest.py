@@ -10,6 +10,7 @@ tests that need it, with what to do: it never skips them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -185,8 +186,10 @@ class Servers:
     )
 
     def url(self, *flags: str) -> str:
-        """``http://127.0.0.1:PORT`` of a server started with these extra flags."""
+        """``http://127.0.0.1:PORT`` of a server started with these extra flags (and, unless
+        they name a ``--mirror``, the nginx origin as mirror ``MIRROR``)."""
         if flags not in self.running:
+            mirror = () if "--mirror" in flags else ("--mirror", f"{MIRROR}={self.origin}")
             binary = lazycache_binary()
             port = free_port()
             log = self.work / f"lazycache-{len(self.running)}.log"
@@ -194,7 +197,7 @@ class Servers:
                 proc = subprocess.Popen(
                     [str(binary), "serve", "--bind", "127.0.0.1", "--port", str(port)]
                     + ["--config", "/dev/null", "--cache-dir", ""]
-                    + ["--mirror", f"{MIRROR}={self.origin}", *flags],
+                    + [*mirror, *flags],
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -318,12 +321,14 @@ def _decode(path: Path, numbers: list[int], pix_fmt: str) -> np.ndarray:
 @dataclass
 class Proxy:
     """A local HTTP server that forwards to ``target``, but first answers the statuses queued
-    for a path (``fail_next``) and 404s every ``frames/`` request when ``no_frames_route``."""
+    (``fail_next``), holds the next answers back (``delay_next``), and 404s every ``frames/``
+    request when ``no_frames_route``."""
 
     target: str
     url: str = ""
     seen: list[str] = field(default_factory=list)
     queued: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)
     no_frames_route: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -332,10 +337,18 @@ class Proxy:
         with self.lock:
             self.queued.append((status, headers or {}))
 
+    def delay_next(self, seconds: float) -> None:
+        """The next request is answered only after ``seconds``."""
+        with self.lock:
+            self.delays.append(seconds)
+
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         with self.lock:
             self.seen.append(handler.path)
             failure = self.queued.pop(0) if self.queued else None
+            delay = self.delays.pop(0) if self.delays else 0.0
+        if delay:
+            time.sleep(delay)
         if failure is None and self.no_frames_route and "/frames/" in handler.path:
             failure = (404, {})
         if failure is not None:
@@ -376,7 +389,9 @@ def proxy(servers: Servers) -> Iterator[Proxy]:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            state.handle(self)
+            # The client may have given up first (the timeout tests).
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                state.handle(self)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

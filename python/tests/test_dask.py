@@ -53,14 +53,17 @@ def test_mean_image_of_20_frames_of_two_movies_on_the_cluster(
     cluster: distributed.Client, raw_url: str, oracle: Oracle
 ) -> None:
     client = lazycache.Client(raw_url, progress=False)
-    frames = list(range(1, 11))
-    stack = lcd.across(client, list(SERIES), frames)  # (2, 10, 180, 320, 3)
-    assert stack.shape == (2, 10, 180, 320, 3)
+    frames = list(range(11, 31))  # 20 frames of each movie, across GOPs of 12
+    stack = lcd.across(client, list(SERIES), frames)  # (2, 20, 180, 320, 3), computed remotely
+    assert stack.shape == (2, 20, 180, 320, 3) and stack.dtype == np.uint8
     mean = stack.mean(axis=(0, 1), dtype=np.float64).compute()
     expected = np.concatenate([oracle(m, frames, "rgb24") for m in SERIES]).mean(
         axis=0, dtype=np.float64
     )
     np.testing.assert_array_equal(mean, expected)
+    # The frames were fetched by the workers, each with its own unpickled client.
+    clients = cluster.run(lambda: len(lazycache.base._SHARED))
+    assert len(clients) == 2 and any(n > 0 for n in clients.values()), clients
 
 
 def test_every_nth_frame_of_each_movie_on_the_cluster(
