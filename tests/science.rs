@@ -7,7 +7,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use lazycache_testkit::nginx::Nginx;
 use lazycache_testkit::oracle;
@@ -254,15 +253,10 @@ fn depth_and_channels_are_refused_where_they_cannot_apply() {
 
 /// `dir/name` as a copy of `fixture` by stream copy, with `extra` ffmpeg output options.
 fn remux(fixture: &str, dir: &Path, name: &str, extra: &[&str]) {
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i"])
-        .arg(fixtures_dir().join(fixture))
-        .args(["-map", "0:v:0", "-c", "copy"])
-        .args(extra)
-        .arg(dir.join(name))
-        .status()
-        .unwrap();
-    assert!(status.success(), "ffmpeg remux to {name}");
+    let input = fixtures_dir().join(fixture);
+    let input = input.to_str().unwrap_or_default();
+    let copy = ["-i", input, "-map", "0:v:0", "-c", "copy"];
+    oracle::ffmpeg_write(&[&copy[..], extra].concat(), &dir.join(name));
 }
 
 #[test]

@@ -393,23 +393,29 @@ fn matroska_without_cues_is_scanned_within_the_cap() {
 fn a_stream_off_its_frame_grid_is_labelled_constant_rate_assumed() {
     let dir = tempfile::tempdir().unwrap();
     let shifted = dir.path().join("shifted.mkv");
-    let output = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-        .args([
+    oracle::ffmpeg_write(
+        &[
             "-f",
             "lavfi",
             "-i",
             "testsrc2=size=320x240:rate=25",
             "-t",
             "6",
-        ])
-        .args(["-vf", "settb=1/1000,setpts='if(gt(N\\,60)\\,PTS+20\\,PTS)'"])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "30"])
-        .args(["-enc_time_base:v", "1/1000", "-fps_mode", "passthrough"])
-        .arg(&shifted)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+            "-vf",
+            "settb=1/1000,setpts='if(gt(N\\,60)\\,PTS+20\\,PTS)'",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-g",
+            "30",
+            "-enc_time_base:v",
+            "1/1000",
+            "-fps_mode",
+            "passthrough",
+        ],
+        &shifted,
+    );
     let lazy = Limits {
         scan_whole_up_to: 0,
         ..Limits::default()
@@ -427,20 +433,17 @@ fn a_stream_off_its_frame_grid_is_labelled_constant_rate_assumed() {
 /// An AVI of 60 frames of moving test pattern, encoded by the ffmpeg CLI with these codec options.
 fn long_gop_avi(dir: &Path, name: &str, codec: &[&str]) -> std::path::PathBuf {
     let path = dir.join(name);
-    let output = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=160x120:rate=25,scroll=h=0.013:v=0.007",
-        ])
-        .args(["-frames:v", "60", "-g", "24"])
-        .args(codec)
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    let input = [
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=25,scroll=h=0.013:v=0.007",
+        "-frames:v",
+        "60",
+        "-g",
+        "24",
+    ];
+    oracle::ffmpeg_write(&[&input[..], codec].concat(), &path);
     path
 }
 

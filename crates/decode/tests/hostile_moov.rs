@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lazycache_decode::{ByteSource, Error, FileSource, Limits, Movie};
-use lazycache_testkit::{fixtures, hostile};
+use lazycache_testkit::{fixtures, hostile, oracle};
 
 /// Set to a movie's path, this test binary's [`child_opens_one_movie`] opens it and reports.
 const CHILD: &str = "LAZYCACHE_HOSTILE_MOVIE";
@@ -250,21 +250,15 @@ fn only_whitelisted_decoders_open() {
     let dir = tempfile::tempdir().unwrap();
     let make = |name: &str, codec: &[&str]| {
         let path = dir.path().join(name);
-        let status = Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=128x96:rate=10",
-                "-t",
-                "1",
-            ])
-            .args(codec)
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(status.success(), "ffmpeg made no {name}");
+        let input = [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=128x96:rate=10",
+            "-t",
+            "1",
+        ];
+        oracle::ffmpeg_write(&[&input[..], codec].concat(), &path);
         let source: Arc<dyn ByteSource> = Arc::new(FileSource::open(&path).unwrap());
         Movie::open(source, Limits::default())
     };

@@ -11,6 +11,23 @@ pub struct RgbFrame {
     pub data: Vec<u8>,
 }
 
+/// Makes `output` with the ffmpeg CLI from `args` (inputs, filters, codec options), quietly,
+/// overwriting it; panics with ffmpeg's own words when it fails.
+pub fn ffmpeg_write(args: &[&str], output: &Path) {
+    let result = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(args)
+        .arg(output)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ffmpeg: {e}"));
+    assert!(
+        result.status.success(),
+        "ffmpeg {args:?} {}: {}",
+        output.display(),
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
 /// ffprobe's view of the first video stream: `(stream, format)` JSON objects, with
 /// `nb_read_frames` counted by decoding every frame.
 pub fn probe(path: &Path) -> (serde_json::Value, serde_json::Value) {
