@@ -63,3 +63,17 @@ ensure_test_deps() {
 }
 
 make_fixtures() { "$REPO_ROOT/scripts/fixtures" "$LAZYCACHE_FIXTURES_DIR"; }
+
+# Sets $bin to the release binary: $LAZYCACHE_BIN as it is when given (one built elsewhere),
+# else builds this tree's into ${CARGO_TARGET_DIR:-target}.
+release_binary() {
+  if [ -n "${LAZYCACHE_BIN:-}" ]; then
+    bin="$LAZYCACHE_BIN"
+    log "using $bin"
+  else
+    log "building lazycache (release) into ${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
+    (cd "$REPO_ROOT" && cargo build --release --locked --bin lazycache >&2)
+    bin="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/lazycache"
+    case "$bin" in /*) ;; *) bin="$REPO_ROOT/$bin" ;; esac
+  fi
+}
