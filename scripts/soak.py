@@ -94,6 +94,30 @@ def start_gcs(port):
     return proc
 
 
+ACCOUNTED = (
+    'lazycache_cache_stored_bytes{tier="memory"}',
+    "lazycache_decoder_state_bytes",
+)
+
+
+def accounted_bytes(port):
+    """Bytes the server says its bounded in-memory holders keep: the memory tier and the kept
+    decoder states (what RSS should follow while they fill, and not grow past)."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+    except (OSError, http.client.HTTPException):
+        return -1
+    total = 0
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in ACCOUNTED:
+            total += int(float(value))
+    return total
+
+
 def proc_sample(pid):
     with open(f"/proc/{pid}/status") as f:
         rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
@@ -211,7 +235,13 @@ def main():
     def sampler():
         started = time.time()
         while time.time() < stop:
-            samples.append((time.time() - started, *proc_sample(server.pid)))
+            samples.append(
+                (
+                    time.time() - started,
+                    *proc_sample(server.pid),
+                    accounted_bytes(port),
+                )
+            )
             time.sleep(SAMPLE)
 
     def store_outage():
@@ -258,9 +288,9 @@ def main():
     for key, value in list(bad.items())[:10]:
         print(f"  {key}: {value}")
     after = [s for s in samples if s[0] >= WARMUP]
-    print("samples (s, RSS MiB, fds):")
-    for t, rss, fds in samples:
-        print(f"  {t:6.0f} {rss / 2**20:8.1f} {fds:6d}")
+    print("samples (s, RSS MiB, fds, memory tier + decoder states MiB):")
+    for t, rss, fds, accounted in samples:
+        print(f"  {t:6.0f} {rss / 2**20:8.1f} {fds:6d} {accounted / 2**20:8.1f}")
     ok = not bad
     # Flat: the peak of the last third after the warm-up is within 5 % of the first third's
     # (what a leak breaks; client connections coming and going move both alike).

@@ -86,8 +86,9 @@ impl Movie {
         Ok(movie)
     }
 
-    /// MOV leaves the pixel format (and so `BitDepth`) to the decoder: learn it from frame 1,
-    /// once, into the index that is then cached. A frame that does not decode leaves it unknown.
+    /// MOV leaves the pixel format (and so `BitDepth`) to the decoder (ProRes aside: its four-cc
+    /// names it): learn it from frame 1, once, into the index that is then cached. A frame that
+    /// does not decode leaves it unknown.
     fn learn_pixel_format(&mut self) {
         let name = match self.decode(1) {
             Ok(frame) => pixel_format_name(&frame),

@@ -423,3 +423,102 @@ fn a_stream_off_its_frame_grid_is_labelled_constant_rate_assumed() {
         assert!(png(&movie, n) == png(&full, n), "frame {n} differs");
     }
 }
+
+/// An AVI of 60 frames of moving test pattern, encoded by the ffmpeg CLI with these codec options.
+fn long_gop_avi(dir: &Path, name: &str, codec: &[&str]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let output = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=25,scroll=h=0.013:v=0.007",
+        ])
+        .args(["-frames:v", "60", "-g", "24"])
+        .args(codec)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    path
+}
+
+/// Long-GOP AVI through its `idx1` (no scan): with a codec that does not reorder pictures (MPEG-4
+/// part 2 without B-frames), chunk order is presentation order, so every frame is read by range
+/// and equals the ffmpeg CLI's. With B-frames the presentation times are only in the packets and
+/// the file is scanned (here, small, within the budget), still exact: MPEG-4 part 2 (packed
+/// B-frames) and MPEG-2 (whose reference pictures FFmpeg leaves without a time in AVI).
+#[test]
+fn long_gop_avi_is_indexed_from_idx1_when_the_codec_does_not_reorder() {
+    let dir = tempfile::tempdir().unwrap();
+    let lazy = Limits {
+        scan_whole_up_to: 0,
+        ..Limits::default()
+    };
+    let mpeg4 = ["-c:v", "mpeg4", "-q:v", "4"];
+    for (name, codec) in [
+        ("p_only.avi", [&mpeg4[..], &["-bf", "0"]].concat()),
+        ("b_frames.avi", [&mpeg4[..], &["-bf", "2"]].concat()),
+        (
+            "mpeg2_b_frames.avi",
+            vec!["-c:v", "mpeg2video", "-q:v", "4", "-bf", "2"],
+        ),
+    ] {
+        let path = long_gop_avi(dir.path(), name, &codec);
+        let source = Counting::open(&path);
+        let movie =
+            Movie::open(source.clone(), lazy.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(movie.frame_count(), 60, "{name}");
+        assert_eq!(movie.metadata().frame_numbers, "samples", "{name}");
+        let numbers: Vec<u64> = (1..=60).collect();
+        let expected = oracle::frames(&path, &numbers);
+        let _ = source.take();
+        for n in [1, 2, 23, 24, 25, 26, 47, 48, 49, 60] {
+            let decoded = movie
+                .decode(n)
+                .unwrap_or_else(|e| panic!("{name} frame {n}: {e}"));
+            let image = render(&decoded, &RenderOptions::default(), PixelLayout::Rgb24, 2).unwrap();
+            assert!(
+                image.data == expected[(n - 1) as usize].data,
+                "{name} frame {n} differs from the ffmpeg CLI's"
+            );
+        }
+        if name == "p_only.avi" {
+            // Frame 48 (the 24th of its GOP) cold, through the index: its GOP's chunks and
+            // little else.
+            let cold = Movie::open(source.clone(), lazy.clone()).unwrap();
+            let _ = source.take();
+            cold.decode(48).unwrap();
+            let (bytes, _) = source.take();
+            let gop: u64 = oracle::packets(&path)[24..48].iter().map(|p| p.size).sum();
+            assert!(
+                bytes <= gop + MIB,
+                "{name}: frame 48 read {bytes} bytes, its GOP span is {gop}"
+            );
+        }
+    }
+}
+
+/// H.264 with B-frames in AVI: FFmpeg gives none of its packets a presentation time, so the
+/// order the ffmpeg CLI shows them in cannot be known from the file: refused as unsupported,
+/// rather than numbered in decode order.
+#[test]
+fn h264_with_b_frames_in_avi_is_refused_not_misnumbered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = long_gop_avi(
+        dir.path(),
+        "h264_b_frames.avi",
+        &["-c:v", "libx264", "-bf", "2"],
+    );
+    match Movie::open(
+        Arc::new(FileSource::open(&path).unwrap()),
+        Limits::default(),
+    ) {
+        Err(lazycache_decode::Error::UnsupportedCodec(message)) => {
+            assert!(message.contains("B-frames"), "{message}");
+        }
+        Ok(_) => panic!("an H.264 AVI with B-frames was numbered"),
+        Err(other) => panic!("expected UnsupportedCodec, got {other}"),
+    }
+}

@@ -20,6 +20,7 @@ mod request_log;
 mod respond;
 mod routes;
 mod state;
+mod ui;
 mod v1;
 
 /// Longest a `/v1` request waits for the tiers to open at start-up before it is told "starting"

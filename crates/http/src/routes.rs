@@ -1,4 +1,5 @@
-//! The route table and the small routes: `/`, health, readiness, `/metrics`, `/info`.
+//! The route table and the small routes: `/`, health, readiness, `/metrics`, `/info` (the
+//! viewer's `/ui/` is in `ui`).
 
 use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, from_fn};
@@ -7,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{access, info, metrics, request_log, v1};
+use crate::{access, info, metrics, request_log, ui, v1};
 
 /// Mounts every route of SPEC §3 with its shared headers on an actix `App` or scope.
 ///
@@ -36,6 +37,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 .route("/metrics", web::route().guard(read()).to(metrics_text))
                 .route("/info", web::route().guard(read()).to(info_json))
                 .route("/v1/{tail:.*}", web::route().guard(read()).to(v1::handle))
+                .configure(ui::mount)
                 .route(
                     "/{tail:.*}",
                     web::route().guard(guard::Options()).to(preflight),

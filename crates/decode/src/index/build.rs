@@ -214,6 +214,18 @@ unsafe fn creation_time(ctx: *const ffi::AVFormatContext) -> Option<String> {
     .then_some(value)
 }
 
+/// MOV leaves the pixel format to the decoder, and learning it from a decoded frame costs a
+/// sample's read (~1 MB for CamHD) on the index's path. ProRes names it in its four-cc, as
+/// FFmpeg's decoder reads it: the 4:2:2 flavours decode to 10 bits, 4444 to 12 (with alpha when
+/// the frame header says so: the depth, which is what `BitDepth` needs, is the same).
+fn prores_pixel_format(codec_tag: u32) -> &'static str {
+    match &codec_tag.to_le_bytes() {
+        b"apco" | b"apcs" | b"apcn" | b"apch" => "yuv422p10le",
+        b"ap4h" | b"ap4x" => "yuv444p12le",
+        _ => "",
+    }
+}
+
 /// # Safety
 /// `par` must point to valid codec parameters.
 unsafe fn codec_params(par: *const ffi::AVCodecParameters) -> Result<CodecParams> {
@@ -223,7 +235,10 @@ unsafe fn codec_params(par: *const ffi::AVCodecParameters) -> Result<CodecParams
         let codec = cstr_or_empty(ffi::avcodec_get_name(p.codec_id));
         allowed_decoder(p.codec_id)?;
         let pix_fmt: ffi::AVPixelFormat = std::mem::transmute::<i32, ffi::AVPixelFormat>(p.format);
-        let pixel_format = cstr_or_empty(ffi::av_get_pix_fmt_name(pix_fmt));
+        let mut pixel_format = cstr_or_empty(ffi::av_get_pix_fmt_name(pix_fmt));
+        if pixel_format.is_empty() && p.codec_id == ffi::AVCodecID::AV_CODEC_ID_PRORES {
+            pixel_format = prores_pixel_format(p.codec_tag).to_owned();
+        }
         let extradata = if p.extradata.is_null() || p.extradata_size <= 0 {
             Vec::new()
         } else {
@@ -443,6 +458,8 @@ fn scan_packets(demuxer: &mut Demuxer, stream_index: i32, limits: &Limits) -> Re
     let mut packet = ffmpeg_next::Packet::empty();
     let ctx = demuxer.ctx();
     let mut last_pts = i64::MIN;
+    // Packets that came without a presentation time (see `reference_times`).
+    let mut timeless = Vec::new();
     loop {
         // SAFETY: ctx is open; the packet is a valid AVPacket we own. av_read_frame overwrites
         // the packet without freeing what it held: unreference it first, or every packet leaks.
@@ -477,6 +494,9 @@ fn scan_packets(demuxer: &mut Demuxer, stream_index: i32, limits: &Limits) -> Re
             )));
         }
         let dts = packet.dts().or(packet.pts());
+        if packet.pts().is_none() {
+            timeless.push(samples.len());
+        }
         let pts = packet.pts().or(dts).unwrap_or(last_pts.saturating_add(1));
         last_pts = pts;
         let flags = packet.flags();
@@ -489,7 +509,46 @@ fn scan_packets(demuxer: &mut Demuxer, stream_index: i32, limits: &Limits) -> Re
             discard: (flags.bits() & ffi::AV_PKT_FLAG_DISCARD) != 0,
         });
     }
+    if timeless.len() == samples.len() {
+        // SAFETY: ctx is open and stream_index is one of its streams (checked by the caller).
+        let reorders = unsafe {
+            let st = *(*ctx).streams.add(stream_index as usize);
+            (*(*st).codecpar).video_delay > 0
+        };
+        if reorders && !samples.is_empty() {
+            return Err(Error::UnsupportedCodec(
+                "the stream reorders its pictures (B-frames) but its container gives no \
+                 presentation times, so frames cannot be numbered as the ffmpeg CLI does"
+                    .into(),
+            ));
+        }
+    } else if !timeless.is_empty() {
+        reference_times(&mut samples, &timeless);
+    }
     Ok(samples)
+}
+
+/// AVI carries no presentation times: for a stream with B-frames FFmpeg stamps the B-frames
+/// (shown as soon as decoded) with their dts and leaves the reference pictures without one. A
+/// decoder that reorders by one picture shows each reference picture when the next reference
+/// picture arrives: at that one's dts (the last one, after every other). Without this, frames
+/// would be numbered in decode order, unlike the ffmpeg CLI's.
+fn reference_times(samples: &mut [Sample], timeless: &[usize]) {
+    let end = samples
+        .iter()
+        .map(|s| s.dts)
+        .max()
+        .unwrap_or(0)
+        .saturating_add(1);
+    for (k, &i) in timeless.iter().enumerate() {
+        let shown_at = timeless
+            .get(k + 1)
+            .and_then(|&next| samples.get(next))
+            .map_or(end, |next| next.dts);
+        if let Some(sample) = samples.get_mut(i) {
+            sample.pts = shown_at;
+        }
+    }
 }
 
 /// The sample table's places and flags with the scanned packets' presentation times. The flags

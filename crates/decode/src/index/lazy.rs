@@ -77,10 +77,14 @@ pub(super) unsafe fn frames(
 
 /// AVI: the demuxer loaded `idx1` (or the OpenDML `indx` chain) on open, one entry per chunk.
 /// An entry's position is its chunk header (four-cc and size): the payload is the 8 bytes after.
-/// For intra-only codecs that is every frame, read by range; for others the presentation times
-/// are only in the packets, so the file is scanned.
+/// AVI stores frames in decode order, one chunk per frame, stamped by their count: that is every
+/// frame's presentation time too when the codec does not reorder pictures (intra-only codecs, and
+/// long-GOP streams without B-frames: the stream's `video_delay` is 0), and each is read by range.
+/// A stream that reorders has its presentation times only in the packets: it is scanned.
 unsafe fn avi(source: &dyn ByteSource, stream: &Stream, limits: &Limits) -> Result<Frames> {
-    if !stream.intra_only {
+    // SAFETY: per the caller's contract.
+    let reorders = unsafe { (*(*stream.st).codecpar).video_delay } != 0;
+    if !stream.intra_only && reorders {
         return Ok(Frames::Scan);
     }
     // SAFETY: per the caller's contract.
@@ -93,10 +97,15 @@ unsafe fn avi(source: &dyn ByteSource, stream: &Stream, limits: &Limits) -> Resu
             size: e.size,
             pts: e.timestamp,
             dts: e.timestamp,
-            keyframe: true,
+            keyframe: stream.intra_only || e.keyframe,
             discard: false,
         })
         .collect();
+    if !samples.first().is_some_and(|first| first.keyframe) {
+        // A stream that does not start on a keyframe: its first pictures are not decodable
+        // alone, and what the ffmpeg CLI numbers as frame 1 is known only from its packets.
+        return Ok(Frames::Scan);
+    }
     let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
         return Ok(Frames::Scan);
     };
