@@ -289,6 +289,23 @@ impl FrameCatcher {
         Ok(())
     }
 
+    /// Packets the decoder may take after a picture's own before it returns that picture
+    /// without a flush: its reordering depth (`has_b_frames`, which H.264 may raise while
+    /// decoding) plus, with frame threads, one packet per further thread.
+    pub(super) fn delay(&self) -> usize {
+        // SAFETY: the decoder's context is open and owned by `self.decoder`; plain field reads.
+        let (reorder, threads, frame_threads) = unsafe {
+            let ctx = self.decoder.as_ptr();
+            (
+                (*ctx).has_b_frames,
+                (*ctx).thread_count,
+                (*ctx).active_thread_type & ffi::FF_THREAD_FRAME != 0,
+            )
+        };
+        let threads = if frame_threads { threads.max(1) - 1 } else { 0 };
+        usize::try_from(reorder.max(0) + threads).unwrap_or(0)
+    }
+
     /// Looks for `target_pts` from now on.
     pub(super) fn aim(&mut self, target_pts: i64) {
         self.target_pts = target_pts;

@@ -1,7 +1,8 @@
 //! Warm decoding through a kept demuxer — timeline-indexed movies (large Matroska/WebM, MXF,
 //! MPEG-TS) and the sample-indexed ones read through FFmpeg's demuxer: a cold start seeks as a
-//! cold decode does, packets are fed until the target picture comes out (reading at most
-//! [`LOOKAHEAD_BYTES`] past the target's packet), and the demuxer is kept with the decoder.
+//! cold decode does, packets are fed until the target picture comes out (past the target's
+//! packet, at most the decoder's delay in packets, never the next keyframe, and within
+//! [`LOOKAHEAD_BYTES`]), and the demuxer is kept with the decoder.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,10 +31,12 @@ use crate::source::ByteSource;
 pub(super) const UNLISTED_AHEAD: u64 = 16;
 
 /// Bytes a warm decode may fetch past the end of its target's packet while the decoder still
-/// holds the target back (reordering and frame threads: a few B/P pictures). The demuxer's
-/// reads stop there, so a long-GOP decode never reads the next keyframe whole for it — it
-/// flushes instead — and a cold frame stays within its GOP span plus SPEC §4's 1 MiB.
-const LOOKAHEAD_BYTES: u64 = 256 * 1024;
+/// holds the target back. What it reads there is counted in packets — the decoder's delay
+/// (`FrameCatcher::delay`: reordering plus frame threads), and never a keyframe, where the
+/// decoder is flushed instead —; this cap on top keeps a cold frame within its GOP span plus
+/// SPEC §4's 1 MiB when those few pictures are huge (a flush then, and the state is not kept).
+/// 512 KiB holds the delay of three noisy 720p H.264 P pictures (~110 KB each).
+const LOOKAHEAD_BYTES: u64 = 512 * 1024;
 
 /// What a kept demuxer costs besides the bytes it was handed (see [`DemuxFeed::tidy`]): its
 /// 256 KiB I/O buffer and FFmpeg's parsing state (a partial PES, the cluster being read).
@@ -227,9 +230,10 @@ pub(super) fn sample_frame(
 }
 
 /// Reads packets from the kept demuxer and feeds them until the target picture comes out. Once
-/// the target's packet is in, the demuxer fetches at most [`LOOKAHEAD_BYTES`] more; at that
-/// stop (or the end of the movie) the decoder is flushed and the state is not kept. `None` when
-/// the target will not come from here (already passed, or the seek landed after it).
+/// the target's packet is in, at most the decoder's delay in packets more are fed, none of them
+/// a keyframe, and the demuxer fetches at most [`LOOKAHEAD_BYTES`] more; at any of those stops
+/// (or the end of the movie) the decoder is flushed and the state is not kept. `None` when the
+/// target will not come from here (already passed, or the seek landed after it).
 fn advance(
     state: &mut WarmState,
     target: &Target<'_>,
@@ -248,6 +252,8 @@ fn advance(
     let (target_pts, tolerance) = target.pts();
     let last_wanted = target_pts.saturating_add(tolerance);
     let (mut skipped, mut fed) = (0usize, 0usize);
+    // Packets fed after the target's (`Some` once the target's is in).
+    let mut after_target: Option<usize> = None;
     let mut packet = ffmpeg_next::Packet::empty();
     while catcher.found.is_none() {
         if catcher
@@ -260,6 +266,13 @@ fn advance(
             return Ok(None);
         }
         check_deadline(deadline, limits)?;
+        if after_target.is_some_and(|after| after >= catcher.delay()) {
+            // The decoder took its delay's packets past the target and still holds it back: it
+            // will not come out without a flush (the state is not kept).
+            *reusable = false;
+            catcher.finish()?;
+            break;
+        }
         // SAFETY: the context is open; av_read_frame overwrites the packet without freeing what
         // it held: unreference it first, or every packet read leaks its data.
         let ret = unsafe {
@@ -313,6 +326,12 @@ fn advance(
                     }
                     continue;
                 }
+                if after_target.is_some() && expected.keyframe {
+                    // The next GOP: every picture it holds is shown after the target.
+                    *reusable = false;
+                    catcher.finish()?;
+                    break;
+                }
                 demux.started = true;
                 demux.next_sample = Some(next + 1);
                 if expected.keyframe {
@@ -343,6 +362,12 @@ fn advance(
                     }
                     demux.started = true;
                 }
+                if after_target.is_some() && packet.is_key() {
+                    // The next GOP: every picture it holds is shown after the target.
+                    *reusable = false;
+                    catcher.finish()?;
+                    break;
+                }
                 if packet.is_key() {
                     demux.key_pts = packet_pts.or(demux.key_pts);
                 }
@@ -359,7 +384,11 @@ fn advance(
             )));
         }
         catcher.feed(own.as_ref().unwrap_or(&packet))?;
+        if let Some(after) = &mut after_target {
+            *after += 1;
+        }
         if is_target {
+            after_target = Some(0);
             stop_after(&mut demux.demuxer, &packet);
         }
     }
