@@ -78,6 +78,11 @@ pub(crate) struct IoState {
     zero_ranges: Vec<(u64, u64)>,
     sequential_end: u64,
     next_read: usize,
+    /// Fetches stop at this byte (reads there answer end of file): a warm decode's lookahead
+    /// past its target's packet (see `decoder/warm_demux.rs`). `u64::MAX`: no stop.
+    stop_at: u64,
+    /// Set when a read met `stop_at`: what the demuxer gives from then on may be cut short.
+    pub stopped: bool,
 }
 
 impl IoState {
@@ -114,13 +119,23 @@ impl IoState {
         if let Some(next_known) = self.known.next_start(self.pos) {
             want = want.min(usize::try_from(next_known - self.pos).unwrap_or(usize::MAX));
         }
+        if self.pos >= self.stop_at {
+            self.stopped = true;
+            return Ok(0);
+        }
+        want = want.min(usize::try_from(self.stop_at - self.pos).unwrap_or(usize::MAX));
         if self.fetched + want as u64 > self.fetch_cap {
             return Err(Error::IndexTooLarge(format!(
                 "reading it needs more than {} bytes (the configured cap)",
                 self.fetch_cap
             )));
         }
-        let bytes = self.source.read_at(self.pos, want)?;
+        // Past a warm decode's target (a stop is set), bytes are lookahead: fetched exactly.
+        let bytes = if self.stop_at == u64::MAX {
+            self.source.read_at(self.pos, want)?
+        } else {
+            self.source.read_lookahead_at(self.pos, want)?
+        };
         let n = bytes.len().min(want);
         if n == 0 {
             return Err(Error::Truncated(format!(
@@ -258,6 +273,8 @@ impl Demuxer {
             zero_ranges: Vec::new(),
             sequential_end: u64::MAX,
             next_read: INITIAL_READ,
+            stop_at: u64::MAX,
+            stopped: false,
         });
         // SAFETY: plain allocation calls; every pointer is checked and owned by `Demuxer` below,
         // whose Drop releases them (also on the error paths, once `demuxer` exists).
@@ -358,6 +375,38 @@ impl Demuxer {
         }
     }
 
+    /// A kept demuxer continued by a later request works to that request's deadline: its reads
+    /// (and FFmpeg's interrupt callback) stop there, not at the deadline of the request that
+    /// opened it.
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.state.deadline = deadline;
+    }
+
+    /// Fetch nothing at or past byte `stop` (reads there answer end of file); `u64::MAX` lifts
+    /// it. Bytes already known are still answered.
+    pub fn stop_fetching_at(&mut self, stop: u64) {
+        self.state.stop_at = stop;
+    }
+
+    /// Whether a read met the stop set by [`Demuxer::stop_fetching_at`]: the demuxer has seen
+    /// an end of file there, so packets from then on may be cut short and it cannot go on.
+    pub fn stopped(&self) -> bool {
+        self.state.stopped
+    }
+
+    /// Where the next byte the demuxer asks for comes from (its AVIO buffer may hold bytes
+    /// before it, not yet parsed).
+    pub fn io_position(&self) -> u64 {
+        self.state.pos
+    }
+
+    /// Drops known bytes wholly before `pos` (a kept demuxer reads forward only), and returns
+    /// the bytes still held.
+    pub fn forget_known_before(&mut self, pos: u64) -> u64 {
+        self.state.known.forget_before(pos);
+        self.state.known.len()
+    }
+
     /// Bytes fetched from the source so far (known bytes included, zero-filled ranges not).
     pub fn fetched(&self) -> u64 {
         self.state.fetched
@@ -424,6 +473,19 @@ impl KnownBytes {
     /// Bytes held.
     pub fn len(&self) -> u64 {
         self.held
+    }
+
+    /// Drops the pieces that end at or before `pos`.
+    pub fn forget_before(&mut self, pos: u64) {
+        let mut dropped = 0u64;
+        self.pieces.retain(|(start, bytes)| {
+            let keep = start.saturating_add(bytes.len() as u64) > pos;
+            if !keep {
+                dropped += bytes.len() as u64;
+            }
+            keep
+        });
+        self.held = self.held.saturating_sub(dropped);
     }
 
     /// Adds the bytes at `start`, merged with the pieces they overlap or touch.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::deadline;
 use crate::decoder::warm_pool::WarmPool;
-use crate::decoder::{DecodePath, DecodedFrame, WarmMovie, decode_frame};
+use crate::decoder::{DecodePath, DecodedFrame, WarmMovie, decode_frame, keyframe_scan};
 use crate::encode::{Format, encode};
 use crate::error::{Error, Result};
 use crate::index::{self, MovieIndex};
@@ -300,13 +300,38 @@ impl Movie {
         )
     }
 
+    /// Whether [`Movie::keyframe_at_or_before`] reads the movie — long-GOP MXF and MPEG-TS,
+    /// whose keyframes are found only by reading packets —, so that callers run it where
+    /// decodes run (a decode slot, a blocking thread).
+    pub fn keyframes_need_reading(&self) -> bool {
+        self.index
+            .timeline
+            .as_ref()
+            .is_some_and(|timeline| timeline.keyframes.is_empty())
+            && !self.index.intra_only
+    }
+
     /// The nearest shown keyframe at or before frame `frame` (both 1-based): what
     /// `?seek=keyframe` answers, decodable without any frame before it.
     ///
-    /// Where the index lists no keyframes (MXF and MPEG-TS timelines: their keyframes are found
-    /// only by reading), the frame itself, decoded exactly.
+    /// Where the index lists no keyframes (MXF and MPEG-TS timelines; see
+    /// [`Movie::keyframes_need_reading`]) this seeks and reads packets without decoding them:
+    /// blocking, call off the async runtime. If no keyframe is found so, the frame itself.
     pub fn keyframe_at_or_before(&self, frame: u64) -> Result<u64> {
         self.check_frame(frame)?;
+        if self.keyframes_need_reading()
+            && let Some(timeline) = &self.index.timeline
+        {
+            let _deadline = deadline::scope(Instant::now() + self.limits.decode_timeout);
+            let found = keyframe_scan::keyframe_at_or_before(
+                &self.source,
+                &self.index,
+                timeline,
+                frame - 1,
+                &self.limits,
+            )?;
+            return Ok(found.map_or(frame, |position| position + 1));
+        }
         if let Some(timeline) = &self.index.timeline {
             let shown = timeline
                 .pts_of(frame - 1)

@@ -26,6 +26,12 @@ pub trait ByteSource: Send + Sync {
     fn validator(&self) -> &str;
     /// Up to `len` bytes starting at `offset`; fewer only at the end of the file.
     fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError>;
+    /// As [`ByteSource::read_at`], for bytes read past what the caller is sure to need (a warm
+    /// decode's lookahead past its target): a source that reads ahead on sequential reads
+    /// should fetch exactly these bytes, no more. By default, `read_at`.
+    fn read_lookahead_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
+        self.read_at(offset, len)
+    }
     /// Human-readable name for messages and logs (a path or URL, never credentials).
     fn describe(&self) -> String;
     /// The extension of the file's name, without the dot (`mov`, `MP4` …), or None when the

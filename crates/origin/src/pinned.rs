@@ -116,16 +116,27 @@ impl OriginFile {
         self.read(offset..end).await
     }
 
+    /// Up to `len` bytes from `offset`, fetching no more than asked (no read-ahead, and the
+    /// sequence that read-ahead follows starts again after it): bytes a caller reads in case it
+    /// needs them (a warm decode's lookahead), which read-ahead must not multiply.
+    pub async fn read_exactly_at(&self, offset: u64, len: usize) -> OriginResult<Bytes> {
+        let end = offset.saturating_add(len as u64).min(self.meta.size);
+        self.read_range(offset..end, false).await
+    }
+
     /// The bytes `range` (clamped to the file).
     pub async fn read(&self, range: Range<u64>) -> OriginResult<Bytes> {
+        self.read_range(range, true).await
+    }
+
+    async fn read_range(&self, range: Range<u64>, read_ahead: bool) -> OriginResult<Bytes> {
         let end = range.end.min(self.meta.size);
         if range.start >= end {
             return Ok(Bytes::new());
         }
         let want = range.start..end;
-        let prefetch_end = end
-            .saturating_add(self.readahead(&want))
-            .min(self.meta.size);
+        let ahead = if read_ahead { self.readahead(&want) } else { 0 };
+        let prefetch_end = end.saturating_add(ahead).min(self.meta.size);
         let result = self
             .cache
             .read(BlockRead {

@@ -92,7 +92,7 @@ impl Service {
                     FrameSelector::Time(seconds) => loaded.movie.frame_at_time(seconds)?,
                 };
                 if seek == Seek::Keyframe {
-                    number = loaded.movie.keyframe_at_or_before(number)?;
+                    number = self.keyframe_of(&loaded.movie, number).await?;
                 }
                 (number, MovieSource::Loaded(loaded.movie), loaded.elapsed)
             }
@@ -159,6 +159,18 @@ impl Service {
             },
             time,
         }))
+    }
+
+    /// The keyframe keyframe mode answers for frame `number`: from the index, or — where the
+    /// movie's keyframes are found only by reading it (MXF, MPEG-TS) — read in a decode slot.
+    async fn keyframe_of(&self, movie: &Movie, number: u64) -> ServiceResult<u64> {
+        if !movie.keyframes_need_reading() {
+            return Ok(movie.keyframe_at_or_before(number)?);
+        }
+        movie.check_frame(number)?;
+        let slot = self.inner.slots.acquire(&self.inner.metrics).await?;
+        let movie = movie.clone();
+        blocking(slot, move || movie.keyframe_at_or_before(number)).await
     }
 
     /// Decodes and encodes one frame in a decode slot, recording its timings into `timings`.

@@ -18,21 +18,14 @@ impl OriginSource {
     pub fn new(file: OriginFile, runtime: Handle) -> Self {
         Self { file, runtime }
     }
-}
 
-impl ByteSource for OriginSource {
-    fn len(&self) -> u64 {
-        self.file.size()
-    }
-
-    fn validator(&self) -> &str {
-        self.file.validator()
-    }
-
-    /// Bounded by what is left of the running decode's deadline, if any: an origin that sends
-    /// a byte now and then cannot hold the decode (and its slot) past it.
-    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
-        let read = self.file.read_at(offset, len);
+    /// Runs an origin read on the I/O runtime, bounded by what is left of the running decode's
+    /// deadline, if any: an origin that sends a byte now and then cannot hold the decode (and
+    /// its slot) past it.
+    fn bounded(
+        &self,
+        read: impl std::future::Future<Output = Result<Bytes, OriginError>>,
+    ) -> Result<Bytes, SourceError> {
         let result = match lazycache_decode::deadline::current() {
             Some(deadline) => self.runtime.block_on(async {
                 tokio::time::timeout_at(deadline.into(), read)
@@ -48,6 +41,26 @@ impl ByteSource for OriginSource {
             None => self.runtime.block_on(read),
         };
         result.map_err(|e| source_error(&e))
+    }
+}
+
+impl ByteSource for OriginSource {
+    fn len(&self) -> u64 {
+        self.file.size()
+    }
+
+    fn validator(&self) -> &str {
+        self.file.validator()
+    }
+
+    /// Bounded by the running decode's deadline (see `bounded`).
+    fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
+        self.bounded(self.file.read_at(offset, len))
+    }
+
+    /// A warm decode's lookahead: exactly these bytes, no read-ahead behind them.
+    fn read_lookahead_at(&self, offset: u64, len: usize) -> Result<Bytes, SourceError> {
+        self.bounded(self.file.read_exactly_at(offset, len))
     }
 
     /// The file's path inside its mirror: decode errors reach clients, so never a server path

@@ -3,9 +3,11 @@
 
 mod demuxed;
 mod direct;
+pub(crate) mod keyframe_scan;
 mod timeline;
 mod ts_seek;
 mod warm;
+mod warm_demux;
 pub(crate) mod warm_pool;
 
 use std::sync::Arc;
@@ -121,7 +123,8 @@ pub(crate) struct WarmMovie<'a> {
 }
 
 /// Decodes the frame whose presentation-order position is `order_pos` (0-based): long-GOP
-/// MOV/MP4 through the warm pool when there is one, else cold from its keyframe.
+/// movies through the warm pool when there is one (range-read samples or a kept demuxer), else
+/// cold from its keyframe.
 pub(crate) fn decode_frame(
     source: &Arc<dyn ByteSource>,
     index: &MovieIndex,
@@ -130,7 +133,14 @@ pub(crate) fn decode_frame(
     limits: &Limits,
     warm: Option<WarmMovie<'_>>,
 ) -> Result<DecodedFrame> {
+    let warm = warm.filter(|warm| warm.pool.enabled() && !index.intra_only);
     if let Some(timeline) = &index.timeline {
+        if let Some(warm) = warm
+            && let Some((frame, path)) =
+                warm_demux::timeline_frame(source, index, timeline, order_pos, limits, warm)?
+        {
+            return Ok(DecodedFrame { frame, path });
+        }
         let frame = timeline::decode(source, index, timeline, order_pos, limits)?;
         return Ok(DecodedFrame {
             frame,
@@ -152,13 +162,15 @@ pub(crate) fn decode_frame(
         limits,
         deadline,
     };
-    if let Some(WarmMovie { pool, movie }) = warm
-        && pool.enabled()
-        && index.direct_reads
-        && !index.intra_only
-        && let Some((frame, path)) = warm::decode(&attempt, pool, movie, order_pos)?
-    {
-        return Ok(DecodedFrame { frame, path });
+    if let Some(warm) = warm {
+        let found = if index.direct_reads {
+            warm::decode(&attempt, warm.pool, warm.movie, order_pos)?
+        } else {
+            warm_demux::sample_frame(&attempt, warm, order_pos)?
+        };
+        if let Some((frame, path)) = found {
+            return Ok(DecodedFrame { frame, path });
+        }
     }
     let mut start = target;
     for _ in 0..START_ATTEMPTS {
@@ -244,6 +256,8 @@ fn open_decoder(index: &MovieIndex, limits: &Limits) -> Result<ffmpeg_next::deco
 pub(crate) struct FrameCatcher {
     decoder: ffmpeg_next::decoder::Video,
     target_pts: i64,
+    /// How far the target picture's pts may be from `target_pts` (half a frame on a timeline).
+    tolerance: i64,
     found: Option<frame::Video>,
     last_error: Option<String>,
     max_pixels: u64,
@@ -275,6 +289,23 @@ impl FrameCatcher {
         Ok(())
     }
 
+    /// Packets the decoder may take after a picture's own before it returns that picture
+    /// without a flush: its reordering depth (`has_b_frames`, which H.264 may raise while
+    /// decoding) plus, with frame threads, one packet per further thread.
+    pub(super) fn delay(&self) -> usize {
+        // SAFETY: the decoder's context is open and owned by `self.decoder`; plain field reads.
+        let (reorder, threads, frame_threads) = unsafe {
+            let ctx = self.decoder.as_ptr();
+            (
+                (*ctx).has_b_frames,
+                (*ctx).thread_count,
+                (*ctx).active_thread_type & ffi::FF_THREAD_FRAME != 0,
+            )
+        };
+        let threads = if frame_threads { threads.max(1) - 1 } else { 0 };
+        usize::try_from(reorder.max(0) + threads).unwrap_or(0)
+    }
+
     /// Looks for `target_pts` from now on.
     pub(super) fn aim(&mut self, target_pts: i64) {
         self.target_pts = target_pts;
@@ -290,7 +321,7 @@ impl FrameCatcher {
             let Some(pts) = picture.pts().or(picture.timestamp()) else {
                 continue;
             };
-            let is_target = pts == self.target_pts;
+            let is_target = pts.abs_diff(self.target_pts) <= self.tolerance.unsigned_abs();
             if is_target || self.shown.is_some() {
                 let pixels = u64::from(picture.width()) * u64::from(picture.height());
                 if pixels == 0 || pixels > self.max_pixels {
@@ -322,6 +353,7 @@ pub(super) fn make_catcher(
     Ok(FrameCatcher {
         decoder: open_decoder(index, limits)?,
         target_pts,
+        tolerance: 0,
         found: None,
         last_error: None,
         max_pixels: limits.max_source_pixels,

@@ -10,6 +10,7 @@ use ffmpeg_next::{ffi, frame};
 
 use super::demuxed::open_stream;
 use super::{check_deadline, open_decoder, ts_seek};
+use crate::avio::Demuxer;
 use crate::error::{Error, Result, av_error_string};
 use crate::index::{MovieIndex, Timeline};
 use crate::limits::Limits;
@@ -38,17 +39,8 @@ pub(super) fn decode(
     let target = timeline.pts_of(position);
     let tolerance = timeline.tolerance();
     let deadline = crate::deadline::or_from_now(limits.decode_timeout);
-    let listed_before = |pts: i64| {
-        timeline
-            .keyframes
-            .iter()
-            .rev()
-            .find(|k| k.pts <= pts)
-            .map(|k| k.pts)
-    };
-    // Without a list of keyframes, the demuxer's seek to the frame's own time lands at or before
-    // a keyframe before it (or after one: then further back, a second, two, four …).
-    let mut seek_to = listed_before(target.saturating_add(tolerance)).unwrap_or(target);
+    let listed_before = |pts: i64| listed_keyframe_before(timeline, pts);
+    let mut seek_to = first_seek(timeline, target);
     let (tb_num, tb_den) = index.time_base;
     let mut back = (i64::from(tb_den) / i64::from(tb_num.max(1))).max(1);
     let goal = Goal {
@@ -89,12 +81,29 @@ pub(super) fn decode(
     )))
 }
 
+/// The last keyframe the container lists at or before `pts`.
+pub(super) fn listed_keyframe_before(timeline: &Timeline, pts: i64) -> Option<i64> {
+    timeline
+        .keyframes
+        .iter()
+        .rev()
+        .find(|k| k.pts <= pts)
+        .map(|k| k.pts)
+}
+
+/// Where a decode of the frame at `target` seeks first: the listed keyframe before it, else —
+/// without a list of keyframes — the frame's own time (the demuxer's seek lands at or before
+/// a keyframe before it, or after one: then further back, a second, two, four …).
+pub(super) fn first_seek(timeline: &Timeline, target: i64) -> i64 {
+    listed_keyframe_before(timeline, target.saturating_add(timeline.tolerance())).unwrap_or(target)
+}
+
 /// Where one attempt starts.
-struct Start {
+pub(super) struct Start {
     /// Seek the demuxer to the last keyframe at or before this time …
-    seek_to: i64,
+    pub seek_to: i64,
     /// … or read from the start of the movie.
-    from_start: bool,
+    pub from_start: bool,
 }
 
 enum Outcome {
@@ -116,19 +125,26 @@ struct Goal<'a> {
     deadline: Instant,
 }
 
-fn attempt(goal: &Goal<'_>, start: &Start) -> Result<Outcome> {
-    let Goal {
-        source,
-        index,
-        timeline,
-        limits,
-        target,
-        tolerance,
-        deadline,
-    } = *goal;
+/// A demuxer reading the movie's video stream from a seek point.
+pub(super) struct Positioned {
+    pub demuxer: Demuxer,
+    /// Packets before this byte position are left over from the demuxer's first reads.
+    pub min_pos: i64,
+}
+
+/// Opens a demuxer and seeks it to the last keyframe at or before `start.seek_to` — through
+/// `ts_seek` for MPEG-TS, the Cues for Matroska, the demuxer's own seeking otherwise — or leaves
+/// it at the start.
+pub(super) fn position(
+    source: &Arc<dyn ByteSource>,
+    index: &MovieIndex,
+    timeline: &Timeline,
+    start: &Start,
+    limits: &Limits,
+    deadline: Instant,
+) -> Result<Positioned> {
     let stream_index = index.stream_index;
     let mut demuxer = open_stream(source, index, limits)?;
-    // Packets before this byte position are left over from the demuxer's first reads.
     let mut min_pos = -1;
     let is_mpegts = index.container == "mpegts";
     if !start.from_start && is_mpegts {
@@ -188,6 +204,24 @@ fn attempt(goal: &Goal<'_>, start: &Start) -> Result<Outcome> {
             demuxer = open_stream(source, index, limits)?;
         }
     }
+    Ok(Positioned { demuxer, min_pos })
+}
+
+fn attempt(goal: &Goal<'_>, start: &Start) -> Result<Outcome> {
+    let Goal {
+        source,
+        index,
+        timeline,
+        limits,
+        target,
+        tolerance,
+        deadline,
+    } = *goal;
+    let stream_index = index.stream_index;
+    let Positioned {
+        mut demuxer,
+        min_pos,
+    } = position(source, index, timeline, start, limits, deadline)?;
     let mut catcher = TimeCatcher {
         decoder: open_decoder(index, limits)?,
         target,

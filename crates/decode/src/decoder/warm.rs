@@ -1,15 +1,21 @@
-//! Warm decoding of long-GOP MOV/MP4 frames: continue a kept decoder (or start one at the
-//! keyframe), feed range-read samples until the target picture comes out — a few samples past
-//! it rather than a flush, so the decoder stays usable — and keep the state, with the samples
-//! read ahead but not fed yet, for the next frame.
+//! Warm decoding, one driver for every path: lease from the pool — a picture a kept decoder
+//! produced answers at once —, else continue a kept decoder that reaches the frame or start one
+//! cold, feed it until the target picture comes out (a few packets past it rather than a flush,
+//! so the decoder stays usable), and keep it with its feed for the next frame. Range-read
+//! samples (MOV/MP4) are fed here; a kept demuxer in `warm_demux.rs`.
+
+use std::time::Instant;
 
 use ffmpeg_next::frame;
 
 use super::direct::read_samples;
-use super::warm_pool::{Lease, Shown, Want, WarmPool, WarmState, state_bytes};
-use super::{Attempt, DecodePath, check_deadline, keyframe_before, make_catcher, packet_for};
+use super::warm_pool::{Feed, Lease, Reach, Shown, Want, WarmPool, WarmState, state_bytes};
+use super::{
+    Attempt, DecodePath, FrameCatcher, check_deadline, keyframe_before, make_catcher, packet_for,
+};
 use crate::error::{Error, Result};
 use crate::index::{MovieIndex, Sample};
+use crate::limits::Limits;
 
 /// Samples read past the target in the first read, so that the decoder's reordering and thread
 /// delay usually release the target without a second request...
@@ -21,8 +27,70 @@ const LOOKAHEAD_BYTES: u64 = 512 * 1024;
 /// prefix in parts of this size).
 const MAX_HELD_BYTES: u64 = 32 * 1024 * 1024;
 
-/// Frame `attempt.target` through `pool`. `None` when the decoder did not produce it (the
-/// caller falls back to cold decodes from earlier keyframes).
+/// The driver: `want` through `pool`. A kept picture answers directly; else a kept state that
+/// can continue (see `Want::can_continue`) is resumed — a kept demuxer takes this request's
+/// deadline —, or `cold` starts one; `advance` feeds it until the target comes out, and the
+/// state is kept afterwards (if still usable). `None` when `cold` could not start or the
+/// decoder did not produce the frame: the caller falls back to its cold decode.
+pub(super) fn through_pool(
+    pool: &WarmPool,
+    want: Want,
+    deadline: Instant,
+    cold: impl FnOnce() -> Result<Option<WarmState>>,
+    advance: impl FnOnce(&mut WarmState) -> Result<Option<frame::Video>>,
+) -> Result<Option<(frame::Video, DecodePath)>> {
+    let mut checkout = match pool.lease(want, deadline)? {
+        Lease::Picture(picture) => return Ok(Some((picture, DecodePath::Kept))),
+        Lease::Decode(checkout) => *checkout,
+    };
+    let (mut state, path) = match checkout.state.take() {
+        Some(mut state) => {
+            state.catcher.aim(want.target_pts);
+            if let Feed::Demux(demux) = &mut state.feed {
+                demux.resume(deadline);
+            }
+            (state, DecodePath::Continued)
+        }
+        None => match cold()? {
+            Some(state) => (state, DecodePath::Cold),
+            None => return Ok(None),
+        },
+    };
+    let found = advance(&mut state)?;
+    if found.is_some() {
+        if let Feed::Demux(demux) = &mut state.feed {
+            demux.tidy();
+        }
+        checkout.give_back(state);
+    }
+    Ok(found.map(|frame| (frame, path)))
+}
+
+/// A fresh warm state: a decoder that remembers what it shows, aimed at `target_pts`.
+pub(super) fn fresh_state(
+    index: &MovieIndex,
+    limits: &Limits,
+    target_pts: i64,
+    tolerance: i64,
+    feed: Feed,
+) -> Result<WarmState> {
+    let mut catcher: FrameCatcher = make_catcher(index, target_pts, limits)?;
+    catcher.shown = Some(Shown::default());
+    catcher.tolerance = tolerance;
+    Ok(WarmState {
+        catcher,
+        feed,
+        reusable: true,
+        decoder_bytes: state_bytes(
+            &index.codec.codec,
+            picture_bytes(index),
+            limits.decoder_threads,
+        ),
+    })
+}
+
+/// Frame `attempt.target` of a MOV/MP4 (range-read samples) through `pool`. `None` when the
+/// decoder did not produce it (the caller falls back to cold decodes from earlier keyframes).
 pub(super) fn decode(
     attempt: &Attempt<'_>,
     pool: &WarmPool,
@@ -40,47 +108,22 @@ pub(super) fn decode(
     let cold_start = keyframe_before(&index.samples, target, target_pts);
     let want = Want {
         movie,
-        target,
         target_pts,
+        tolerance: 0,
         order_pos,
-        cold_start,
+        reach: Reach::Samples { target, cold_start },
     };
-    let mut checkout = match pool.lease(want, deadline)? {
-        Lease::Picture(picture) => return Ok(Some((picture, DecodePath::Kept))),
-        Lease::Decode(checkout) => checkout,
+    let feed = || Feed::Samples {
+        next: cold_start,
+        pending: Default::default(),
     };
-    let path = if checkout.state.is_some() {
-        DecodePath::Continued
-    } else {
-        DecodePath::Cold
-    };
-    let mut state = match checkout.state.take() {
-        Some(mut state) => {
-            state.catcher.aim(target_pts);
-            state
-        }
-        None => {
-            let mut catcher = make_catcher(index, target_pts, limits)?;
-            catcher.shown = Some(Shown::default());
-            let bytes = state_bytes(
-                &index.codec.codec,
-                picture_bytes(index),
-                limits.decoder_threads,
-            );
-            WarmState {
-                catcher,
-                next_feed: cold_start,
-                pending: Default::default(),
-                reusable: true,
-                bytes: bytes + LOOKAHEAD_BYTES,
-            }
-        }
-    };
-    let found = advance(attempt, &mut state)?;
-    if found.is_some() {
-        checkout.give_back(state);
-    }
-    Ok(found.map(|frame| (frame, path)))
+    through_pool(
+        pool,
+        want,
+        deadline,
+        || fresh_state(index, limits, target_pts, 0, feed()).map(Some),
+        |state| advance(attempt, state),
+    )
 }
 
 /// Feeds `state` a sample at a time until the target comes out, reading ahead in runs (the
@@ -97,52 +140,57 @@ fn advance(attempt: &Attempt<'_>, state: &mut WarmState) -> Result<Option<frame:
         deadline,
     } = *attempt;
     let samples = &index.samples;
-    let first_feed = state.next_feed;
-    while state.catcher.found.is_none() {
-        let shown_past = state.catcher.shown.as_ref().and_then(Shown::last_pts);
+    let WarmState {
+        catcher,
+        feed,
+        reusable,
+        ..
+    } = state;
+    let Feed::Samples { next, pending } = feed else {
+        return Err(Error::Decode("a warm state fed by another path".into()));
+    };
+    let first_feed = *next;
+    while catcher.found.is_none() {
+        let shown_past = catcher.shown.as_ref().and_then(Shown::last_pts);
         if shown_past.is_some_and(|pts| pts > target_pts) {
             // Pictures come out in pts order: the target was skipped (a leading picture of an
             // open GOP) and will not come.
             return Ok(None);
         }
-        if let Some(data) = state.pending.pop_front() {
+        if let Some(data) = pending.pop_front() {
             let sample = samples
-                .get(state.next_feed)
+                .get(*next)
                 .ok_or_else(|| Error::BadIndex("a frame outside the index".into()))?;
-            state.catcher.feed(&packet_for(sample, &data))?;
-            state.next_feed += 1;
+            catcher.feed(&packet_for(sample, &data))?;
+            *next += 1;
             continue;
         }
         check_deadline(deadline, limits)?;
         let next_gop = samples
-            .get(state.next_feed)
-            .is_some_and(|next| next.keyframe && state.next_feed > target);
-        if state.next_feed >= samples.len() || next_gop {
+            .get(*next)
+            .is_some_and(|sample| sample.keyframe && *next > target);
+        if *next >= samples.len() || next_gop {
             // The end of the movie, or of the target's GOP: what the decoder still holds back
             // needs no later packet (the next GOP's pictures are all shown after the target), so
             // flush rather than read the next keyframe; the next frame starts cold from it
             // anyway.
-            state.reusable = false;
-            state.catcher.finish()?;
+            *reusable = false;
+            catcher.finish()?;
             break;
         }
-        if state.next_feed - first_feed >= limits.max_decode_packets + LOOKAHEAD_SAMPLES {
+        if *next - first_feed >= limits.max_decode_packets + LOOKAHEAD_SAMPLES {
             return Err(Error::Decode(format!(
                 "frame needs more than {} packets decoded",
                 limits.max_decode_packets
             )));
         }
-        let end = held_end(
-            samples,
-            state.next_feed,
-            lookahead_end(samples, target.max(state.next_feed)),
-        );
+        let end = held_end(samples, *next, lookahead_end(samples, target.max(*next)));
         let run = samples
-            .get(state.next_feed..=end)
+            .get(*next..=end)
             .ok_or_else(|| Error::BadIndex("a frame outside the index".into()))?;
-        state.pending = read_samples(source, run, deadline, limits)?.into();
+        *pending = read_samples(source, run, deadline, limits)?.into();
     }
-    Ok(state.catcher.found.take())
+    Ok(catcher.found.take())
 }
 
 /// The last sample of `from..=end` whose bytes, read ahead and held until fed, stay within
@@ -180,7 +228,7 @@ fn lookahead_end(samples: &[Sample], target: usize) -> usize {
 
 /// Bytes of one decoded picture of this stream (8-bit 4:2:0 counted as 1.5 bytes a pixel,
 /// deeper or fuller formats at up to 8).
-fn picture_bytes(index: &MovieIndex) -> u64 {
+pub(super) fn picture_bytes(index: &MovieIndex) -> u64 {
     let pixels = u64::from(index.codec.width.max(0).unsigned_abs())
         * u64::from(index.codec.height.max(0).unsigned_abs());
     let per_pixel_x2: u64 = match index.codec.pixel_format.as_str() {

@@ -1,5 +1,5 @@
-//! The pool of warm decoder states: long-GOP decoders kept after a frame (per movie, LRU, idle
-//! timeout, bounded by bytes), so that a request for a frame a little ahead continues from one
+//! The pool of warm decoder states: long-GOP decoders kept after a frame with their feed (range
+//! read samples or a demuxer; per movie, LRU, idle timeout, bounded by bytes), so that a request for a frame a little ahead continues from one
 //! instead of decoding again from the keyframe, and the last pictures each produced answer
 //! requests for them without decoding. Requests that a running decode will serve wait for it.
 
@@ -11,6 +11,7 @@ use bytes::Bytes;
 use ffmpeg_next::{ffi, frame};
 
 use super::FrameCatcher;
+use super::warm_demux::DemuxFeed;
 use crate::error::{Error, Result};
 
 /// Pictures a state keeps after producing them, so that requests arriving out of order (11
@@ -39,15 +40,38 @@ impl Default for WarmSettings {
 }
 
 /// A decoder positioned inside a movie: its frame catcher (which remembers what it showed) and
-/// the next sample, in decode order, to feed it.
+/// what it is fed from next.
 pub(crate) struct WarmState {
     pub(crate) catcher: FrameCatcher,
-    pub(crate) next_feed: usize,
-    /// Bytes of samples `next_feed..`, read ahead and not fed yet.
-    pub(crate) pending: VecDeque<Bytes>,
-    /// False once the decoder was flushed (end of the movie): not kept.
+    pub(crate) feed: Feed,
+    /// False once the decoder was flushed (end of the movie, of the bytes a decode may read
+    /// past its target, or of the GOP): not kept.
     pub(crate) reusable: bool,
-    pub(crate) bytes: u64,
+    /// Estimated bytes of the decoder itself (see [`state_bytes`]); the feed's are added.
+    pub(crate) decoder_bytes: u64,
+}
+
+/// Where a kept decoder's next packets come from.
+pub(crate) enum Feed {
+    /// Range-read samples (MOV/MP4): the next sample to feed, in decode order, and the bytes
+    /// of samples `next..` read ahead and not fed yet.
+    Samples {
+        next: usize,
+        pending: VecDeque<Bytes>,
+    },
+    /// A kept demuxer (Matroska/WebM, MXF, MPEG-TS, and other containers read through FFmpeg's
+    /// demuxer), positioned after the last packet fed.
+    Demux(DemuxFeed),
+}
+
+impl Feed {
+    /// Bytes the feed holds: samples read ahead, or the demuxer's buffers.
+    fn bytes(&self) -> u64 {
+        match self {
+            Self::Samples { pending, .. } => pending.iter().map(|b| b.len() as u64).sum(),
+            Self::Demux(demux) => demux.held_bytes(),
+        }
+    }
 }
 
 impl WarmState {
@@ -57,6 +81,30 @@ impl WarmState {
     fn last_shown_pts(&self) -> Option<i64> {
         self.shown().and_then(Shown::last_pts)
     }
+    /// What the decoder state and its feed weigh in the pool's budget.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.decoder_bytes.saturating_add(self.feed.bytes())
+    }
+    fn progress(&self) -> Progress {
+        let (next_sample, key_pts) = match &self.feed {
+            Feed::Samples { next, .. } => (Some(*next), None),
+            Feed::Demux(demux) => (demux.next_sample, demux.key_pts),
+        };
+        Progress {
+            next_sample,
+            key_pts,
+            last_shown: self.last_shown_pts(),
+        }
+    }
+}
+
+/// How far a decoder has come: the next sample it will be fed (movies whose samples are
+/// listed), the last keyframe it was fed (by pts; demuxed movies), the last picture it showed.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Progress {
+    pub(crate) next_sample: Option<usize>,
+    pub(crate) key_pts: Option<i64>,
+    pub(crate) last_shown: Option<i64>,
 }
 
 /// What a kept decoder has shown: the latest pts, and the last few pictures themselves.
@@ -81,10 +129,11 @@ impl Shown {
         self.last_pts
     }
 
-    fn picture(&self, pts: i64) -> Option<&frame::Video> {
+    /// The kept picture shown at `pts`, within `tolerance`.
+    fn picture(&self, pts: i64, tolerance: i64) -> Option<&frame::Video> {
         self.recent
             .iter()
-            .find(|(shown, _)| *shown == pts)
+            .find(|(shown, _)| shown.abs_diff(pts) <= tolerance.unsigned_abs())
             .map(|(_, picture)| picture)
     }
 }
@@ -118,23 +167,70 @@ pub(crate) fn state_bytes(codec: &str, picture_bytes: u64, threads: usize) -> u6
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Want {
     pub(crate) movie: u64,
-    /// Target sample, decode order, and its pts.
-    pub(crate) target: usize,
+    /// The frame's pts, and how far a picture's may be from it (0 where samples are listed;
+    /// half a frame on a timeline).
     pub(crate) target_pts: i64,
+    pub(crate) tolerance: i64,
     /// Its position in presentation order.
     pub(crate) order_pos: usize,
-    /// The keyframe a cold decode would start from (decode order).
-    pub(crate) cold_start: usize,
+    pub(crate) reach: Reach,
+}
+
+/// Which kept decoders a request may continue: those that reach it no later than a cold decode
+/// would (or, where keyframes are not known, within a bound).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reach {
+    /// Samples listed: the target sample (decode order) and the keyframe a cold decode would
+    /// start from; a state already past that keyframe is in the target's GOP.
+    Samples { target: usize, cold_start: usize },
+    /// Keyframes listed (Matroska's Cues), not samples: the pts of the keyframe a cold decode
+    /// would start from; a state that has fed it (or a later one) is in the target's GOP.
+    Keyframes { key_pts: i64 },
+    /// Keyframes found only by reading (MXF, MPEG-TS): at most `ahead` time-base units past the
+    /// picture the state showed last (see `warm_demux::UNLISTED_AHEAD`).
+    Unlisted { ahead: i64 },
 }
 
 impl Want {
-    /// Whether continuing a decoder that will next be fed sample `next_feed` and has shown up
-    /// to `last_shown` costs no more packets than a cold decode from the keyframe. This is the
-    /// bound on "a little ahead": within the GOP (the state is past the keyframe), or the
-    /// next GOP's leading frames; never further than a cold decode would go.
-    fn can_continue(&self, next_feed: usize, last_shown: Option<i64>) -> bool {
-        let not_shown_yet = last_shown.is_none_or(|shown| shown < self.target_pts);
-        not_shown_yet && next_feed >= self.cold_start
+    /// Whether continuing a decoder that has come this far costs no more than a cold decode
+    /// (within its bound where keyframes are unknown). This is the bound on "a little ahead":
+    /// within the GOP (the state is past the keyframe), or the next GOP's leading frames; never
+    /// further than a cold decode would go.
+    fn can_continue(&self, progress: Progress) -> bool {
+        let not_shown_yet = progress
+            .last_shown
+            .is_none_or(|shown| shown < self.target_pts.saturating_sub(self.tolerance));
+        not_shown_yet && self.reached_by(progress)
+    }
+
+    fn reached_by(&self, progress: Progress) -> bool {
+        match self.reach {
+            Reach::Samples { cold_start, .. } => {
+                progress.next_sample.is_some_and(|next| next >= cold_start)
+            }
+            Reach::Keyframes { key_pts } => progress.key_pts.is_some_and(|key| key >= key_pts),
+            Reach::Unlisted { ahead } => progress
+                .last_shown
+                .is_some_and(|shown| self.target_pts.saturating_sub(shown) <= ahead),
+        }
+    }
+
+    /// How far a decode for this request will have come when it ends.
+    fn progress_after(&self, state: Option<&WarmState>) -> Progress {
+        let before = state.map(WarmState::progress).unwrap_or_default();
+        let (next_sample, key_pts) = match self.reach {
+            Reach::Samples { target, .. } => (Some(target), before.key_pts),
+            Reach::Keyframes { key_pts } => (
+                before.next_sample,
+                Some(before.key_pts.map_or(key_pts, |k| k.max(key_pts))),
+            ),
+            Reach::Unlisted { .. } => (before.next_sample, before.key_pts),
+        };
+        Progress {
+            next_sample,
+            key_pts,
+            last_shown: Some(self.target_pts),
+        }
     }
 }
 
@@ -142,9 +238,10 @@ impl Want {
 #[derive(Debug, Clone, Copy)]
 struct Errand {
     from_pts: Option<i64>,
-    target: usize,
     target_pts: i64,
     order_pos: usize,
+    /// How far it will have come.
+    after: Progress,
 }
 
 struct Entry {
@@ -175,7 +272,8 @@ pub(crate) enum Lease<'a> {
     Picture(frame::Video),
     /// Decode with this lease: its state when one can continue, else start cold. The entry is
     /// returned with [`Checkout::give_back`] or removed when the checkout is dropped.
-    Decode(Checkout<'a>),
+    /// (Boxed: a state is large, a picture reference small.)
+    Decode(Box<Checkout<'a>>),
 }
 
 pub(crate) struct Checkout<'a> {
@@ -203,7 +301,7 @@ impl WarmPool {
             .list
             .iter()
             .filter_map(|e| e.state.as_ref())
-            .map(|s| s.bytes)
+            .map(WarmState::bytes)
             .sum()
     }
 
@@ -220,15 +318,23 @@ impl WarmPool {
             self.forget_idle(&mut entries, now);
             let mine = || entries.list.iter().filter(|e| e.movie == want.movie);
             if let Some(picture) = mine()
-                .filter_map(|e| e.state.as_ref()?.shown()?.picture(want.target_pts))
+                .filter_map(|e| {
+                    e.state
+                        .as_ref()?
+                        .shown()?
+                        .picture(want.target_pts, want.tolerance)
+                })
                 .next()
             {
                 return Ok(Lease::Picture(share(picture)?));
             }
             let best = mine()
                 .filter_map(|e| Some((e.id, e.state.as_ref()?)))
-                .filter(|(_, s)| want.can_continue(s.next_feed, s.last_shown_pts()))
-                .max_by_key(|(_, s)| s.next_feed)
+                .filter(|(_, s)| want.can_continue(s.progress()))
+                .max_by_key(|(_, s)| {
+                    let progress = s.progress();
+                    (progress.next_sample, progress.last_shown)
+                })
                 .map(|(id, _)| id);
             let worth_waiting = mine()
                 .filter_map(|e| e.errand)
@@ -238,11 +344,11 @@ impl WarmPool {
                 if let Some(entry) = entry {
                     let state = entry.state.take();
                     entry.errand = Some(errand_for(&want, state.as_ref()));
-                    return Ok(Lease::Decode(Checkout {
+                    return Ok(Lease::Decode(Box::new(Checkout {
                         pool: self,
                         id,
                         state,
-                    }));
+                    })));
                 }
             }
             if worth_waiting && now < deadline {
@@ -262,11 +368,11 @@ impl WarmPool {
                 errand: Some(errand_for(&want, None)),
                 last_used: now,
             });
-            return Ok(Lease::Decode(Checkout {
+            return Ok(Lease::Decode(Box::new(Checkout {
                 pool: self,
                 id,
                 state: None,
-            }));
+            })));
         }
     }
 
@@ -277,7 +383,7 @@ impl WarmPool {
         let passes = errand.from_pts.is_none_or(|from| from < want.target_pts)
             && want.target_pts <= errand.target_pts
             && errand.order_pos - want.order_pos.min(errand.order_pos) < RECENT_PICTURES;
-        let continues = want.target_pts > errand.target_pts && errand.target >= want.cold_start;
+        let continues = want.target_pts > errand.target_pts && want.reached_by(errand.after);
         passes || continues
     }
 
@@ -327,7 +433,7 @@ impl WarmPool {
                 .list
                 .iter()
                 .filter_map(|e| e.state.as_ref())
-                .map(|s| s.bytes)
+                .map(WarmState::bytes)
                 .sum()
         };
         while kept_of(entries, Some(movie)) > STATES_PER_MOVIE
@@ -351,9 +457,9 @@ impl WarmPool {
 fn errand_for(want: &Want, state: Option<&WarmState>) -> Errand {
     Errand {
         from_pts: state.and_then(WarmState::last_shown_pts),
-        target: want.target,
         target_pts: want.target_pts,
         order_pos: want.order_pos,
+        after: want.progress_after(state),
     }
 }
 
@@ -381,22 +487,61 @@ mod tests {
     fn want(target: usize, order_pos: usize, cold_start: usize) -> Want {
         Want {
             movie: 1,
-            target,
             target_pts: target as i64 * 10,
+            tolerance: 0,
             order_pos,
-            cold_start,
+            reach: Reach::Samples { target, cold_start },
+        }
+    }
+
+    fn at(next_sample: usize, last_shown: i64) -> Progress {
+        Progress {
+            next_sample: Some(next_sample),
+            key_pts: None,
+            last_shown: Some(last_shown),
         }
     }
 
     #[test]
     fn a_state_continues_only_ahead_and_inside_the_keyframes_reach() {
         let w = want(40, 40, 30);
-        assert!(w.can_continue(35, Some(330)));
-        assert!(w.can_continue(41, Some(390)), "fed already, not yet shown");
-        assert!(!w.can_continue(35, Some(400)), "already shown (and gone)");
+        assert!(w.can_continue(at(35, 330)));
+        assert!(w.can_continue(at(41, 390)), "fed already, not yet shown");
+        assert!(!w.can_continue(at(35, 400)), "already shown (and gone)");
         assert!(
-            !w.can_continue(20, Some(190)),
+            !w.can_continue(at(20, 190)),
             "before the keyframe: cold is cheaper"
+        );
+    }
+
+    #[test]
+    fn demuxed_states_continue_within_their_gop_or_the_unlisted_bound() {
+        let listed = Want {
+            movie: 1,
+            target_pts: 1000,
+            tolerance: 20,
+            order_pos: 25,
+            reach: Reach::Keyframes { key_pts: 800 },
+        };
+        let fed = |key_pts: i64, last_shown: i64| Progress {
+            next_sample: None,
+            key_pts: Some(key_pts),
+            last_shown: Some(last_shown),
+        };
+        assert!(listed.can_continue(fed(800, 960)));
+        assert!(!listed.can_continue(fed(400, 760)), "an earlier GOP");
+        assert!(
+            !listed.can_continue(fed(800, 995)),
+            "shown, within half a frame"
+        );
+        let unlisted = Want {
+            reach: Reach::Unlisted { ahead: 16 * 40 },
+            ..listed
+        };
+        assert!(unlisted.can_continue(fed(0, 1000 - 16 * 40)));
+        assert!(
+            !unlisted.can_continue(fed(0, 1000 - 17 * 40)),
+            "too far behind"
         );
     }
 
@@ -404,9 +549,9 @@ mod tests {
     fn requests_wait_for_a_decode_that_will_serve_them() {
         let errand = Errand {
             from_pts: Some(100),
-            target: 20,
             target_pts: 200,
             order_pos: 20,
+            after: at(20, 200),
         };
         assert!(
             WarmPool::worth_waiting(&want(19, 19, 0), &errand),
