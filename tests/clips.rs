@@ -1,7 +1,8 @@
 //! Clips by stream copy end to end, against nginx: ffprobe counts the clip's frames, its first
 //! shown frame is movie frame A (an edit list hides the GOP's head in MOV/MP4), the codec is
 //! copied, the origin reads only the clip's samples, bad ranges are refused, and the CLI writes
-//! the same bytes.
+//! the same bytes. Movies indexed by a timeline (the real-size Matroska, WebM, MPEG-TS and MXF of
+//! `scripts/fixtures --large`) are clipped from their demuxer's packets under the same rules.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -10,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use lazycache_testkit::nginx::Nginx;
-use lazycache_testkit::oracle;
+use lazycache_testkit::{fixtures, oracle};
 use support::{Server, client, fixtures_dir, nginx_mirror, nginx_prefix, runtime};
 
 /// Intra-only 10-bit ProRes, 75 frames.
@@ -149,4 +150,90 @@ fn the_cli_writes_the_routes_bytes() {
         std::fs::read(&out).unwrap() == served,
         "CLI and route bytes differ"
     );
+}
+
+/// Real-size movies indexed by a timeline: (movie, the segment it repeats, clip format).
+const TIMELINE_MOVIES: &[(&str, &str, &str)] = &[
+    ("large_h264.mkv", "segment_h264.mkv", "mp4"),
+    ("large_h264.ts", "segment_h264.mkv", "mov"),
+    ("large_mpeg2.mxf", "segment_mpeg2.mxf", "mp4"),
+    ("large_vp9.webm", "segment_vp9.webm", "mkv"),
+];
+
+#[test]
+fn clips_of_time_indexed_movies_at_real_size_start_on_frame_a() {
+    let large = fixtures::large_dir();
+    let nginx = Nginx::serve(&large);
+    let server = Server::start(&["--mirror", &nginx_mirror(&nginx), "--cache-dir", ""], &[]);
+    let prefix = nginx_prefix(&nginx);
+    let dir = tempfile::tempdir().unwrap();
+    for &(movie, segment_name, ext) in TIMELINE_MOVIES {
+        let (status, _, body) = fetch(&server, &format!("{prefix}{movie}"));
+        assert_eq!(status, 200, "{movie}");
+        let metadata: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let numbering = metadata["FrameNumbers"].as_str().unwrap_or_default();
+        assert!(
+            numbering.starts_with("constant-rate"),
+            "{movie}: {metadata}"
+        );
+        let count = metadata["NumFrames"].as_u64().unwrap();
+
+        // Frames A..B of a copy of the segment in the middle: A deep in a GOP, B in the next.
+        let segment_path = large.join(segment_name);
+        let segment = oracle::packets(&segment_path);
+        let per_copy = segment.len() as u64;
+        let base = (count / 2 / per_copy) * per_copy;
+        let (a_in, b_in) = (40, 70);
+        let (a, b) = (base + a_in, base + b_in);
+        let mut shown: Vec<usize> = (0..segment.len()).collect();
+        shown.sort_by_key(|&i| (segment[i].pts, i));
+        let key_in = (1..=a_in)
+            .rev()
+            .find(|&m| segment[shown[(m - 1) as usize]].keyframe)
+            .unwrap();
+
+        nginx.clear_access_log();
+        let (status, content_type, body) =
+            fetch(&server, &format!("{prefix}{movie}/clip/{a}-{b}.{ext}"));
+        assert_eq!(status, 200, "{movie}: {}", String::from_utf8_lossy(&body));
+        assert!(
+            content_type.starts_with("video/"),
+            "{movie}: {content_type}"
+        );
+        let (_, read) = nginx.gets_of(&format!("/{movie}"));
+
+        let clip = write(dir.path(), &format!("{movie}.{ext}"), &body);
+        let (codec, frames) = probe(&clip);
+        assert_eq!(codec, metadata["Codec"].as_str().unwrap(), "{movie}");
+        // MOV and MP4 show from A (their edit list); Matroska from the keyframe. B-frames after
+        // B in decode order, needed by frames before it, may show too.
+        let a_shown_at = if ext == "mkv" { a_in - key_in + 1 } else { 1 };
+        let wanted = b_in - a_in + a_shown_at;
+        assert!(
+            (wanted..=wanted + 3).contains(&frames),
+            "{movie}: {frames} frames for {a}-{b} (keyframe {key_in} of the segment)"
+        );
+        let first = &oracle::frames(&clip, &[a_shown_at])[0];
+        let expected = &oracle::frames(&segment_path, &[a_in])[0];
+        assert!(
+            first.data == expected.data,
+            "{movie}: the clip's frame {a_shown_at} is not movie frame {a}"
+        );
+
+        // Only the packets from the keyframe through B (and the few after it in decode
+        // order), plus container overhead and the origin's sequential read-ahead (at most a
+        // quarter of what a run of reads has read), were read: not the movie.
+        let key = shown[(key_in - 1) as usize];
+        let last = shown[(b_in - 1) as usize];
+        let span: u64 = segment[key..(last + 4).min(segment.len())]
+            .iter()
+            .map(|p| p.size)
+            .sum();
+        eprintln!("{movie}: clip {a}-{b}: read {read} bytes for packets of {span}");
+        assert!(
+            read <= span + span / 4 + (1 << 20),
+            "{movie}: read {read} bytes for packets of {span}"
+        );
+    }
+    assert!(server.terminate().success());
 }

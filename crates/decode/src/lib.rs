@@ -19,7 +19,7 @@ mod mpegts;
 pub mod render;
 pub mod source;
 
-pub use clip::{ClipFormat, ClipPlan, MAX_CLIP_BYTES, MAX_CLIP_SECONDS};
+pub use clip::{ClipFormat, ClipPlan, ClipWritten, MAX_CLIP_BYTES, MAX_CLIP_SECONDS};
 pub use decoder::warm_pool::{WarmPool, WarmSettings};
 pub use decoder::{DecodePath, DecodedFrame};
 pub use encode::{DEFAULT_JPEG_QUALITY, Format, encode, npy_header};

@@ -98,24 +98,24 @@ impl Service {
         let slot = inner.slots.acquire(&inner.metrics).await?;
         let in_flight = Counted::enter(&inner.metrics.decodes_in_flight);
         let format = request.format;
-        let (file, len) = blocking(slot, move || {
+        let (file, written) = blocking(slot, move || {
             let _in_flight = in_flight;
             let mut file = tempfile::tempfile().map_err(|e| {
                 lazycache_decode::Error::Encode(format!("no temporary file for the clip: {e}"))
             })?;
-            let len = movie.write_clip(&plan, format, &mut file)?;
+            let written = movie.write_clip(&plan, format, &mut file)?;
             std::io::Seek::rewind(&mut file).map_err(|e| {
                 lazycache_decode::Error::Encode(format!("cannot read the clip back: {e}"))
             })?;
-            Ok::<_, lazycache_decode::Error>((file, len))
+            Ok::<_, lazycache_decode::Error>((file, written))
         })
         .await?;
         Ok(ClipAnswer {
             file,
-            len,
+            len: written.bytes,
             content_type: format.content_type(),
             version_tag,
-            samples: plan.last - plan.first + 1,
+            samples: written.samples,
             elapsed: started.elapsed(),
         })
     }

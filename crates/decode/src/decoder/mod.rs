@@ -23,6 +23,7 @@ use crate::source::ByteSource;
 use warm_pool::{Shown, WarmPool, share};
 
 pub(crate) use direct::read_samples;
+pub(crate) use timeline::{Positioned, Start, first_seek, listed_keyframe_before, position};
 
 /// Earlier keyframes tried when a start point does not yield the frame (e.g. an open GOP whose
 /// recovery point FFmpeg does not honour).
@@ -361,7 +362,7 @@ pub(super) fn make_catcher(
     })
 }
 
-pub(super) fn check_deadline(deadline: Instant, limits: &Limits) -> Result<()> {
+pub(crate) fn check_deadline(deadline: Instant, limits: &Limits) -> Result<()> {
     if Instant::now() > deadline {
         Err(Error::DecodeTimeout(limits.decode_timeout))
     } else {

@@ -82,7 +82,7 @@ pub(super) fn decode(
 }
 
 /// The last keyframe the container lists at or before `pts`.
-pub(super) fn listed_keyframe_before(timeline: &Timeline, pts: i64) -> Option<i64> {
+pub(crate) fn listed_keyframe_before(timeline: &Timeline, pts: i64) -> Option<i64> {
     timeline
         .keyframes
         .iter()
@@ -94,12 +94,12 @@ pub(super) fn listed_keyframe_before(timeline: &Timeline, pts: i64) -> Option<i6
 /// Where a decode of the frame at `target` seeks first: the listed keyframe before it, else —
 /// without a list of keyframes — the frame's own time (the demuxer's seek lands at or before
 /// a keyframe before it, or after one: then further back, a second, two, four …).
-pub(super) fn first_seek(timeline: &Timeline, target: i64) -> i64 {
+pub(crate) fn first_seek(timeline: &Timeline, target: i64) -> i64 {
     listed_keyframe_before(timeline, target.saturating_add(timeline.tolerance())).unwrap_or(target)
 }
 
 /// Where one attempt starts.
-pub(super) struct Start {
+pub(crate) struct Start {
     /// Seek the demuxer to the last keyframe at or before this time …
     pub seek_to: i64,
     /// … or read from the start of the movie.
@@ -126,7 +126,7 @@ struct Goal<'a> {
 }
 
 /// A demuxer reading the movie's video stream from a seek point.
-pub(super) struct Positioned {
+pub(crate) struct Positioned {
     pub demuxer: Demuxer,
     /// Packets before this byte position are left over from the demuxer's first reads.
     pub min_pos: i64,
@@ -135,7 +135,7 @@ pub(super) struct Positioned {
 /// Opens a demuxer and seeks it to the last keyframe at or before `start.seek_to` — through
 /// `ts_seek` for MPEG-TS, the Cues for Matroska, the demuxer's own seeking otherwise — or leaves
 /// it at the start.
-pub(super) fn position(
+pub(crate) fn position(
     source: &Arc<dyn ByteSource>,
     index: &MovieIndex,
     timeline: &Timeline,

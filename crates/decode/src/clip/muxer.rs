@@ -1,8 +1,5 @@
-//! Clips by stream copy: the coded samples of frames A..B remuxed without re-encoding into MOV,
-//! MP4 or Matroska by FFmpeg's muxers, which write through our own callbacks (never a file
-//! path). A long-GOP clip starts at the keyframe before A; its timestamps put A at zero, so MOV
-//! and MP4 get an edit list that makes A the first frame shown (Matroska, which has none, shows
-//! the frames from the keyframe).
+//! An FFmpeg muxer writing a clip through our own callbacks into any `Write + Seek` (a temporary
+//! file in the service), never to a path: the stream's parameters come from the movie's index.
 
 use std::ffi::{CString, c_int, c_void};
 use std::io::{Seek, SeekFrom, Write};
@@ -10,158 +7,20 @@ use std::ptr;
 
 use ffmpeg_next::ffi;
 
-use crate::deadline;
-use crate::decoder::read_samples;
+use super::ClipFormat;
 use crate::error::{Error, Result, av_error_string};
-use crate::index::{MovieIndex, Sample, fill_codec_parameters};
-use crate::movie::Movie;
+use crate::index::{MovieIndex, fill_codec_parameters};
 
-/// The longest clip, in seconds of the movie and in bytes of samples (SPEC §3).
-pub const MAX_CLIP_SECONDS: f64 = 600.0;
-pub const MAX_CLIP_BYTES: u64 = 4 << 30;
-/// Samples read from the origin at once while writing (bounded memory whatever the clip).
-const SAMPLES_PER_READ: usize = 32;
 /// The muxer's write buffer.
 const IO_BUFFER: usize = 64 * 1024;
 
-/// A clip's container, named by the URL extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClipFormat {
-    Mov,
-    Mp4,
-    Mkv,
-}
-
-impl ClipFormat {
-    pub fn from_extension(ext: &str) -> Result<Self> {
-        match ext.to_ascii_lowercase().as_str() {
-            "mov" => Ok(Self::Mov),
-            "mp4" => Ok(Self::Mp4),
-            "mkv" => Ok(Self::Mkv),
-            other => Err(Error::InvalidRequest(format!(
-                "unknown clip format .{other} (mov, mp4, mkv)"
-            ))),
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Self::Mov => "video/quicktime",
-            Self::Mp4 => "video/mp4",
-            Self::Mkv => "video/x-matroska",
-        }
-    }
-
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Mov => "mov",
-            Self::Mp4 => "mp4",
-            Self::Mkv => "mkv",
-        }
-    }
-
-    fn muxer(self) -> &'static str {
-        match self {
-            Self::Mov => "mov",
-            Self::Mp4 => "mp4",
-            Self::Mkv => "matroska",
-        }
-    }
-}
-
-/// Which samples a clip copies: decode-order indices `first..=last` of the movie's samples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClipPlan {
-    pub first: usize,
-    pub last: usize,
-    /// The presentation time (stream time base) of frame A, which the clip shows at zero.
-    pub start_pts: i64,
-    /// Bytes of samples copied.
-    pub bytes: u64,
-}
-
-impl Movie {
-    /// The samples a clip of frames `a..=b` copies, checked against the clip bounds.
-    pub fn clip_plan(&self, a: u64, b: u64) -> Result<ClipPlan> {
-        self.check_frame(a)?;
-        self.check_frame(b)?;
-        if b < a {
-            return Err(Error::InvalidRequest(format!(
-                "a clip runs from a frame to a later one, not {a}-{b}"
-            )));
-        }
-        let index = self.index();
-        if index.timeline.is_some() {
-            return Err(Error::InvalidRequest(
-                "clips of this movie are not available: its container is indexed by time, not by sample"
-                    .into(),
-            ));
-        }
-        let seconds = self.frame_time(b)? - self.frame_time(a)?;
-        if seconds > MAX_CLIP_SECONDS {
-            return Err(Error::InvalidRequest(format!(
-                "a clip lasts at most {MAX_CLIP_SECONDS} s, not {seconds:.1} s"
-            )));
-        }
-        let shown: Vec<usize> = (a..=b)
-            .map(|frame| self.sample_of_frame(frame))
-            .collect::<Result<_>>()?;
-        let (Some(&earliest), Some(&last)) = (shown.iter().min(), shown.iter().max()) else {
-            return Err(Error::InvalidRequest("an empty clip".into()));
-        };
-        let first = (0..=earliest)
-            .rev()
-            .find(|&i| index.samples.get(i).is_some_and(|s| s.keyframe))
-            .unwrap_or(0);
-        let bytes: u64 = index
-            .samples
-            .get(first..=last)
-            .unwrap_or_default()
-            .iter()
-            .map(|s| u64::from(s.size))
-            .sum();
-        if bytes > MAX_CLIP_BYTES {
-            return Err(Error::InvalidRequest(format!(
-                "a clip holds at most {} MiB of samples, not {} MiB",
-                MAX_CLIP_BYTES >> 20,
-                bytes >> 20
-            )));
-        }
-        let start_pts = self.sample(self.sample_of_frame(a)?)?.pts;
-        Ok(ClipPlan {
-            first,
-            last,
-            start_pts,
-            bytes,
-        })
-    }
-
-    /// Writes the clip `plan` as `format` into `out`; returns the bytes written. Blocking: call
-    /// off the async runtime.
-    pub fn write_clip<W: Write + Seek>(
-        &self,
-        plan: &ClipPlan,
-        format: ClipFormat,
-        out: &mut W,
-    ) -> Result<u64> {
-        let deadline = deadline::or_from_now(self.limits().decode_timeout);
-        let index = self.index();
-        let samples = index
-            .samples
-            .get(plan.first..=plan.last)
-            .ok_or_else(|| Error::BadIndex("a clip outside the movie".into()))?;
-        let mut muxer = Muxer::open(index, format, out)?;
-        for (n, chunk) in samples.chunks(SAMPLES_PER_READ).enumerate() {
-            let data = read_samples(self.source(), chunk, deadline, self.limits())?;
-            for (i, (sample, bytes)) in chunk.iter().zip(&data).enumerate() {
-                let next_dts = samples
-                    .get(n * SAMPLES_PER_READ + i + 1)
-                    .map(|next| next.dts);
-                muxer.write(sample, bytes, plan.start_pts, next_dts)?;
-            }
-        }
-        muxer.finish()
-    }
+/// One coded sample as the clip gets it: times in the movie's stream time base, already moved so
+/// that frame A is shown at zero; without a duration, one frame's.
+pub(super) struct Coded {
+    pub pts: i64,
+    pub dts: i64,
+    pub duration: Option<i64>,
+    pub keyframe: bool,
 }
 
 /// Where the muxer's bytes go, and the first write error (FFmpeg only sees a code).
@@ -214,7 +73,7 @@ const EIO: c_int = 5;
 const EINVAL: c_int = 22;
 
 /// An output format context writing into a [`Sink`], freed on drop.
-struct Muxer<'a> {
+pub(super) struct Muxer<'a> {
     ctx: *mut ffi::AVFormatContext,
     sink: Box<Sink<'a>>,
     /// The movie's stream time base, which samples' times are in.
@@ -226,7 +85,7 @@ struct Muxer<'a> {
 }
 
 impl<'a> Muxer<'a> {
-    fn open<W: Write + Seek>(
+    pub(super) fn open<W: Write + Seek>(
         index: &MovieIndex,
         format: ClipFormat,
         out: &'a mut W,
@@ -313,14 +172,8 @@ impl<'a> Muxer<'a> {
         }
     }
 
-    fn write(
-        &mut self,
-        sample: &Sample,
-        data: &[u8],
-        start_pts: i64,
-        next_dts: Option<i64>,
-    ) -> Result<()> {
-        let duration = next_dts.map_or(self.frame_duration, |next| (next - sample.dts).max(1));
+    pub(super) fn write(&mut self, sample: &Coded, data: &[u8]) -> Result<()> {
+        let duration = sample.duration.unwrap_or(self.frame_duration);
         // SAFETY: a packet we allocate, fill and hand to the muxer, which takes its reference.
         unsafe {
             let mut packet = ffi::av_packet_alloc();
@@ -335,8 +188,8 @@ impl<'a> Muxer<'a> {
                 return Err(Error::Encode("out of memory for a packet".into()));
             }
             ptr::copy_nonoverlapping(data.as_ptr(), (*packet).data, data.len());
-            (*packet).pts = sample.pts - start_pts;
-            (*packet).dts = sample.dts - start_pts;
+            (*packet).pts = sample.pts;
+            (*packet).dts = sample.dts;
             (*packet).duration = duration;
             (*packet).stream_index = 0;
             if sample.keyframe {
@@ -352,7 +205,7 @@ impl<'a> Muxer<'a> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<u64> {
+    pub(super) fn finish(mut self) -> Result<u64> {
         // SAFETY: the header was written; the trailer completes the file through the sink.
         let ret = unsafe { ffi::av_write_trailer(self.ctx) };
         self.header_written = false;
