@@ -488,15 +488,34 @@ impl KnownBytes {
         self.held = self.held.saturating_sub(dropped);
     }
 
-    /// Adds the bytes at `start`, merged with the pieces they overlap or touch.
+    /// The known bytes from `pos` on, through pieces that follow each other without a gap, up
+    /// to `max_len` bytes (copied only when they span pieces).
+    pub fn contiguous(&self, pos: u64, max_len: usize) -> Option<Bytes> {
+        let first = self.at(pos)?;
+        if first.len() >= max_len {
+            return Some(first.slice(..max_len));
+        }
+        let mut joined = first.to_vec();
+        while joined.len() < max_len {
+            let Some(next) = self.at(pos.saturating_add(joined.len() as u64)) else {
+                break;
+            };
+            let take = next.len().min(max_len - joined.len());
+            joined.extend_from_slice(&next[..take]);
+        }
+        Some(Bytes::from(joined))
+    }
+
+    /// Adds the bytes at `start`, merged with the pieces they overlap. Pieces that only touch
+    /// stay apart: merging them would copy everything read so far at each sequential read.
     pub fn insert(&mut self, start: u64, bytes: Bytes) {
         let end_of = |s: u64, b: &Bytes| s.saturating_add(b.len() as u64);
         let end = end_of(start, &bytes);
         if bytes.is_empty() {
             return;
         }
-        let first = self.pieces.partition_point(|(s, b)| end_of(*s, b) < start);
-        let last = self.pieces.partition_point(|(s, _)| *s <= end);
+        let first = self.pieces.partition_point(|(s, b)| end_of(*s, b) <= start);
+        let last = self.pieces.partition_point(|(s, _)| *s < end);
         let Some(touched) = self.pieces.get(first..last).filter(|t| !t.is_empty()) else {
             self.held = self.held.saturating_add(bytes.len() as u64);
             self.pieces.insert(first, (start, bytes));
@@ -561,13 +580,17 @@ mod tests {
         assert!(known.at(104).is_none() && known.at(99).is_none() && known.at(12).is_none());
         assert_eq!(known.next_start(11), Some(100));
         assert_eq!(known.next_start(100), None);
-        // Overlapping and touching pieces merge into one.
+        // Overlapping pieces merge into one; touching ones stay apart, and read as one.
         known.insert(102, Bytes::from_static(b"cdef"));
+        assert_eq!(known.at(100).unwrap(), &b"abcdef"[..]);
         known.insert(96, Bytes::from_static(b"1234"));
         assert_eq!(known.len(), 2 + 10);
-        assert_eq!(known.at(96).unwrap(), &b"1234abcdef"[..]);
+        assert_eq!(known.at(96).unwrap(), &b"1234"[..]);
+        assert_eq!(known.contiguous(96, 100).unwrap(), &b"1234abcdef"[..]);
+        assert_eq!(known.contiguous(97, 5).unwrap(), &b"234ab"[..]);
+        assert_eq!(known.contiguous(101, 2).unwrap(), &b"bc"[..]);
         known.insert(0, Bytes::new());
-        assert_eq!(known.pieces.len(), 2);
+        assert_eq!(known.pieces.len(), 3);
         // Near the end of the address space nothing overflows.
         known.insert(u64::MAX - 1, Bytes::from_static(b"zz"));
         assert_eq!(known.at(u64::MAX - 1).unwrap(), &b"zz"[..]);

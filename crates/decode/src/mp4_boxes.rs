@@ -81,7 +81,7 @@ pub(crate) fn check_movie(source: &dyn ByteSource, limits: &Limits) -> Result<Kn
     while pos.checked_add(8).is_some_and(|end| end <= file_size) {
         reader.check_deadline()?;
         let remaining = file_size - pos;
-        let head = match reader.known.at(pos) {
+        let head = match reader.known.contiguous(pos, HEAD_READ as usize) {
             Some(known) if known.len() as u64 >= HEAD.min(remaining) => known,
             _ => reader.read(pos, HEAD_READ.min(remaining))?,
         };
@@ -134,7 +134,10 @@ impl Reader<'_> {
 
     /// Exactly `len` bytes at `pos` (inside the file), from what is known or from the source.
     fn read(&mut self, pos: u64, len: u64) -> Result<Bytes> {
-        let known = self.known.at(pos).unwrap_or_default();
+        let known = self
+            .known
+            .contiguous(pos, usize::try_from(len).unwrap_or(usize::MAX))
+            .unwrap_or_default();
         let have = known.len() as u64;
         if have >= len {
             return Ok(known.slice(..usize::try_from(len).unwrap_or(0)));
