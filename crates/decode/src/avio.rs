@@ -358,6 +358,32 @@ impl Demuxer {
         Error::NotAMovie(said)
     }
 
+    /// Reads the next packet into `packet`, releasing what it held; `Ok(false)` at the end of
+    /// the movie. A failed read is the source's error when a callback recorded one (or the
+    /// deadline's), else a demuxing error.
+    pub fn read_packet(&mut self, packet: &mut ffmpeg_next::Packet) -> Result<bool> {
+        // SAFETY: the context is open and owned by self; av_read_frame overwrites the packet
+        // without freeing what it held: unreference it first, or every packet read leaks.
+        let ret = unsafe {
+            let raw = ffmpeg_next::packet::Mut::as_mut_ptr(packet);
+            ffi::av_packet_unref(raw);
+            ffi::av_read_frame(self.ctx, raw)
+        };
+        if ret == ffi::AVERROR_EOF {
+            return Ok(false);
+        }
+        if ret < 0 {
+            if let Some(e) = self.take_io_error() {
+                return Err(e);
+            }
+            return Err(Error::Decode(format!(
+                "demuxing stopped early: {}",
+                av_error_string(ret)
+            )));
+        }
+        Ok(true)
+    }
+
     /// Takes the error a callback recorded, if any — or, once the deadline has passed (FFmpeg
     /// then stops at its interrupt callback with a generic error), the deadline's.
     pub fn take_io_error(&mut self) -> Option<Error> {

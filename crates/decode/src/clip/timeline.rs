@@ -10,12 +10,12 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ffmpeg_next::{Packet, ffi};
+use ffmpeg_next::Packet;
 
 use super::check_clip_bytes;
 use super::muxer::{Coded, Muxer};
 use crate::decoder::{Positioned, Start, check_deadline, first_seek, listed_keyframe_before};
-use crate::error::{Error, Result, av_error_string};
+use crate::error::{Error, Result};
 use crate::index::{MovieIndex, Timeline};
 use crate::limits::Limits;
 use crate::source::ByteSource;
@@ -128,24 +128,8 @@ fn copy_from(
     let mut packet = Packet::empty();
     loop {
         check_deadline(deadline, movie.limits)?;
-        // SAFETY: the context is open; av_read_frame overwrites the packet without freeing what
-        // it held: unreference it first, or every packet read leaks its data.
-        let ret = unsafe {
-            let raw = ffmpeg_next::packet::Mut::as_mut_ptr(&mut packet);
-            ffi::av_packet_unref(raw);
-            ffi::av_read_frame(demuxer.ctx(), raw)
-        };
-        if ret == ffi::AVERROR_EOF {
+        if !demuxer.read_packet(&mut packet)? {
             break;
-        }
-        if ret < 0 {
-            if let Some(e) = demuxer.take_io_error() {
-                return Err(e);
-            }
-            return Err(Error::Decode(format!(
-                "demuxing stopped early: {}",
-                av_error_string(ret)
-            )));
         }
         if packet.stream() as i32 != stream_index {
             continue;

@@ -5,12 +5,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ffmpeg_next::ffi;
-
 use super::check_deadline;
 use super::timeline::{self, Positioned, Start};
 use crate::avio::Demuxer;
-use crate::error::{Error, Result, av_error_string};
+use crate::error::{Error, Result};
 use crate::index::{MovieIndex, Timeline};
 use crate::limits::Limits;
 use crate::source::ByteSource;
@@ -71,24 +69,8 @@ fn first_keyframe(
     let mut read = 0usize;
     loop {
         check_deadline(deadline, limits)?;
-        // SAFETY: the context is open; av_read_frame overwrites the packet without freeing what
-        // it held: unreference it first.
-        let ret = unsafe {
-            let raw = ffmpeg_next::packet::Mut::as_mut_ptr(&mut packet);
-            ffi::av_packet_unref(raw);
-            ffi::av_read_frame(demuxer.ctx(), raw)
-        };
-        if ret == ffi::AVERROR_EOF {
+        if !demuxer.read_packet(&mut packet)? {
             return Ok(None);
-        }
-        if ret < 0 {
-            if let Some(e) = demuxer.take_io_error() {
-                return Err(e);
-            }
-            return Err(Error::Decode(format!(
-                "demuxing stopped early: {}",
-                av_error_string(ret)
-            )));
         }
         if packet.stream() as i32 != stream_index {
             continue;

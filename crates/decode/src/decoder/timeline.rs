@@ -236,24 +236,8 @@ fn attempt(goal: &Goal<'_>, start: &Start) -> Result<Outcome> {
     let mut packet = ffmpeg_next::Packet::empty();
     loop {
         check_deadline(deadline, limits)?;
-        // SAFETY: the context is open; av_read_frame overwrites the packet without freeing what
-        // it held: unreference it first, or every packet read leaks its data.
-        let ret = unsafe {
-            let raw = ffmpeg_next::packet::Mut::as_mut_ptr(&mut packet);
-            ffi::av_packet_unref(raw);
-            ffi::av_read_frame(demuxer.ctx(), raw)
-        };
-        if ret == ffi::AVERROR_EOF {
+        if !demuxer.read_packet(&mut packet)? {
             break;
-        }
-        if ret < 0 {
-            if let Some(e) = demuxer.take_io_error() {
-                return Err(e);
-            }
-            return Err(Error::Decode(format!(
-                "demuxing stopped early: {}",
-                av_error_string(ret)
-            )));
         }
         if packet.stream() as i32 != stream_index {
             continue;

@@ -15,7 +15,7 @@ use super::warm::{fresh_state, through_pool};
 use super::warm_pool::{Feed, Reach, Shown, Want, WarmState};
 use super::{Attempt, DecodePath, WarmMovie, check_deadline, keyframe_before, packet_for};
 use crate::avio::Demuxer;
-use crate::error::{Error, Result, av_error_string};
+use crate::error::{Error, Result};
 use crate::index::{MovieIndex, Sample, Timeline};
 use crate::limits::Limits;
 use crate::source::ByteSource;
@@ -273,14 +273,8 @@ fn advance(
             catcher.finish()?;
             break;
         }
-        // SAFETY: the context is open; av_read_frame overwrites the packet without freeing what
-        // it held: unreference it first, or every packet read leaks its data.
-        let ret = unsafe {
-            let raw = ffmpeg_next::packet::Mut::as_mut_ptr(&mut packet);
-            ffi::av_packet_unref(raw);
-            ffi::av_read_frame(demux.demuxer.ctx(), raw)
-        };
-        if demux.demuxer.stopped() || ret == ffi::AVERROR_EOF {
+        let read = demux.demuxer.read_packet(&mut packet);
+        if demux.demuxer.stopped() || matches!(read, Ok(false)) {
             // The end of the bytes this decode may read past its target (a packet read now may
             // be cut short: not fed), or of the movie: what the decoder still holds back needs
             // no later packet, so flush; the flushed decoder is not kept.
@@ -288,15 +282,7 @@ fn advance(
             catcher.finish()?;
             break;
         }
-        if ret < 0 {
-            if let Some(e) = demux.demuxer.take_io_error() {
-                return Err(e);
-            }
-            return Err(Error::Decode(format!(
-                "demuxing stopped early: {}",
-                av_error_string(ret)
-            )));
-        }
+        read?;
         if packet.stream() as i32 != demux.stream_index {
             continue;
         }
