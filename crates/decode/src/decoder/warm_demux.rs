@@ -35,8 +35,11 @@ pub(super) const UNLISTED_AHEAD: u64 = 16;
 /// (`FrameCatcher::delay`: reordering plus frame threads), and never a keyframe, where the
 /// decoder is flushed instead —; this cap on top keeps a cold frame within its GOP span plus
 /// SPEC §4's 1 MiB when those few pictures are huge (a flush then, and the state is not kept).
-/// 512 KiB holds the delay of three noisy 720p H.264 P pictures (~110 KB each).
+/// 512 KiB holds the delay of three noisy 720p H.264 P pictures (~110 KB each). Larger pictures
+/// raise it to the delay plus one of the largest non-key picture fed (see [`lookahead_bytes`]).
 const LOOKAHEAD_BYTES: u64 = 512 * 1024;
+/// The most a decode fetches past its target however large its pictures.
+const MAX_LOOKAHEAD_BYTES: u64 = 16 << 20;
 
 /// What a kept demuxer costs besides the bytes it was handed (see [`DemuxFeed::tidy`]): its
 /// 256 KiB I/O buffer and FFmpeg's parsing state (a partial PES, the cluster being read).
@@ -231,7 +234,7 @@ pub(super) fn sample_frame(
 
 /// Reads packets from the kept demuxer and feeds them until the target picture comes out. Once
 /// the target's packet is in, at most the decoder's delay in packets more are fed, none of them
-/// a keyframe, and the demuxer fetches at most [`LOOKAHEAD_BYTES`] more; at any of those stops
+/// a keyframe, and the demuxer fetches at most [`lookahead_bytes`] more; at any of those stops
 /// (or the end of the movie) the decoder is flushed and the state is not kept. `None` when the
 /// target will not come from here (already passed, or the seek landed after it).
 fn advance(
@@ -252,6 +255,8 @@ fn advance(
     let (target_pts, tolerance) = target.pts();
     let last_wanted = target_pts.saturating_add(tolerance);
     let (mut skipped, mut fed) = (0usize, 0usize);
+    // The largest picture fed that is not a keyframe (what the lookahead packets are).
+    let mut largest_picture = 0usize;
     // Packets fed after the target's (`Some` once the target's is in).
     let mut after_target: Option<usize> = None;
     let mut packet = ffmpeg_next::Packet::empty();
@@ -370,25 +375,40 @@ fn advance(
             )));
         }
         catcher.feed(own.as_ref().unwrap_or(&packet))?;
+        if !packet.is_key() {
+            largest_picture = largest_picture.max(packet.size());
+        }
         if let Some(after) = &mut after_target {
             *after += 1;
         }
         if is_target {
             after_target = Some(0);
-            stop_after(&mut demux.demuxer, &packet);
+            let lookahead = lookahead_bytes(catcher.delay(), largest_picture);
+            stop_after(&mut demux.demuxer, &packet, lookahead);
         }
     }
     Ok(catcher.found.take())
 }
 
-/// Lets the demuxer fetch at most [`LOOKAHEAD_BYTES`] past the end of `packet` (or past what it
+/// Bytes a decode may fetch past its target: [`LOOKAHEAD_BYTES`], or room for the decoder's
+/// `delay` pictures (plus one, for the container around them) as large as the largest non-key
+/// picture fed, when that is more — 1080p noise makes 500 KB P pictures, whose three-picture
+/// delay would otherwise flush every decode and keep none. At most [`MAX_LOOKAHEAD_BYTES`].
+/// The packets fed past the target stay counted by the delay, and never include a keyframe.
+fn lookahead_bytes(delay: usize, largest_picture: usize) -> u64 {
+    let pictures = u64::try_from(delay).unwrap_or(u64::MAX).saturating_add(1);
+    let room = pictures.saturating_mul(u64::try_from(largest_picture).unwrap_or(u64::MAX));
+    room.clamp(LOOKAHEAD_BYTES, MAX_LOOKAHEAD_BYTES)
+}
+
+/// Lets the demuxer fetch at most `lookahead` bytes past the end of `packet` (or past what it
 /// has read, when the packet's position is unknown).
-fn stop_after(demuxer: &mut Demuxer, packet: &ffmpeg_next::Packet) {
+fn stop_after(demuxer: &mut Demuxer, packet: &ffmpeg_next::Packet, lookahead: u64) {
     let end = u64::try_from(packet.position())
         .ok()
         .map(|pos| pos.saturating_add(packet.size() as u64))
         .unwrap_or_else(|| demuxer.io_position());
-    demuxer.stop_fetching_at(end.saturating_add(LOOKAHEAD_BYTES));
+    demuxer.stop_fetching_at(end.saturating_add(lookahead));
 }
 
 /// Whether `packet` is `sample`: by byte position, else by dts.
@@ -397,5 +417,21 @@ fn is_sample(sample: &Sample, packet: &ffmpeg_next::Packet) -> bool {
         sample.pos == packet.position() as i64
     } else {
         Some(sample.dts) == packet.dts()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lookahead_follows_large_pictures_within_its_bounds() {
+        // 720p noise: three 110 KB pictures fit the floor.
+        assert_eq!(lookahead_bytes(3, 110_000), LOOKAHEAD_BYTES);
+        // 1080p noise: room for the delay plus one 610 KB picture.
+        assert_eq!(lookahead_bytes(3, 610_000), 4 * 610_000);
+        // Whatever a stream claims, never more than the ceiling.
+        assert_eq!(lookahead_bytes(usize::MAX, usize::MAX), MAX_LOOKAHEAD_BYTES);
+        assert_eq!(lookahead_bytes(0, 0), LOOKAHEAD_BYTES);
     }
 }
