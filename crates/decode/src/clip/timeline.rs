@@ -14,7 +14,7 @@ use ffmpeg_next::Packet;
 
 use super::check_clip_bytes;
 use super::muxer::{Coded, Muxer};
-use crate::decoder::{Positioned, Start, check_deadline, first_seek, listed_keyframe_before};
+use crate::decoder::{Positioned, Start, check_deadline, earlier_start, first_seek, one_second};
 use crate::error::{Error, Result};
 use crate::index::{MovieIndex, Timeline};
 use crate::limits::Limits;
@@ -56,27 +56,19 @@ pub(super) fn copy(
 ) -> Result<usize> {
     let timeline = movie.timeline;
     let mut seek_to = first_seek(timeline, span.a_pts);
-    let (tb_num, tb_den) = movie.index.time_base;
-    let mut back = (i64::from(tb_den) / i64::from(tb_num.max(1))).max(1);
+    let mut back = one_second(movie.index.time_base);
     for _ in 0..START_ATTEMPTS {
         let start = Start {
             seek_to,
             from_start: seek_to <= timeline.first_pts,
         };
-        let key = match copy_from(muxer, movie, span, &start, deadline)? {
+        let (key, overshot) = match copy_from(muxer, movie, span, &start, deadline)? {
             Outcome::Copied(count) => return Ok(count),
-            Outcome::TooLate(_) if start.from_start => break,
-            Outcome::TooLate(key) => key,
+            _ if start.from_start => break,
+            Outcome::Overshot(key) => (key, true),
+            Outcome::Missed(key) => (key, false),
         };
-        let earlier = key.min(seek_to);
-        seek_to = match listed_keyframe_before(timeline, earlier.saturating_sub(1)) {
-            Some(pts) => pts,
-            None => {
-                let before = earlier.min(span.a_pts).saturating_sub(back);
-                back = back.saturating_mul(2);
-                before
-            }
-        };
+        seek_to = earlier_start(timeline, span.a_pts, &start, key, overshot, &mut back);
     }
     Err(Error::Decode(format!(
         "no keyframe found from which the clip's first frame (pts {}) decodes",
@@ -84,11 +76,13 @@ pub(super) fn copy(
     )))
 }
 
+/// How one start went; when A was not reached, nothing was written to the muxer.
 enum Outcome {
     Copied(usize),
-    /// Frame A does not decode from the keyframe found (its time): start earlier. Nothing was
-    /// written to the muxer.
-    TooLate(i64),
+    /// The first keyframe after the seek point (its time) is shown after A.
+    Overshot(i64),
+    /// A does not decode from this keyframe (its time): an earlier one is needed.
+    Missed(i64),
 }
 
 fn copy_from(
@@ -149,7 +143,7 @@ fn copy_from(
                 continue;
             }
             None if pts > span.a_pts.saturating_add(tolerance) => {
-                return Ok(Outcome::TooLate(pts));
+                return Ok(Outcome::Overshot(pts));
             }
             None => {
                 key = Some(pts);
@@ -184,7 +178,7 @@ fn copy_from(
         if (is_a && pts < key_pts) || (!is_a && passed_a) {
             // A is shown before its keyframe (an open GOP's leading frame) or was not among
             // the packets from this keyframe: it needs an earlier one.
-            return Ok(Outcome::TooLate(key_pts));
+            return Ok(Outcome::Missed(key_pts));
         }
         lead.push(timed, max_packets)?;
         if is_a {
@@ -195,7 +189,10 @@ fn copy_from(
         }
     }
     if copier.start_pts.is_none() {
-        return Ok(Outcome::TooLate(key.unwrap_or(start.seek_to)));
+        return Ok(match key {
+            Some(key) => Outcome::Missed(key),
+            None => Outcome::Overshot(start.seek_to),
+        });
     }
     Ok(Outcome::Copied(copier.written))
 }

@@ -23,7 +23,7 @@ use crate::source::ByteSource;
 use warm_pool::{Shown, WarmPool, share};
 
 pub(crate) use direct::read_samples;
-pub(crate) use timeline::{Positioned, Start, first_seek, listed_keyframe_before, position};
+pub(crate) use timeline::{Positioned, Start, earlier_start, first_seek, one_second, position};
 
 /// Earlier keyframes tried when a start point does not yield the frame (e.g. an open GOP whose
 /// recovery point FFmpeg does not honour).

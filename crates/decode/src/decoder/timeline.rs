@@ -39,10 +39,8 @@ pub(super) fn decode(
     let target = timeline.pts_of(position);
     let tolerance = timeline.tolerance();
     let deadline = crate::deadline::or_from_now(limits.decode_timeout);
-    let listed_before = |pts: i64| listed_keyframe_before(timeline, pts);
     let mut seek_to = first_seek(timeline, target);
-    let (tb_num, tb_den) = index.time_base;
-    let mut back = (i64::from(tb_den) / i64::from(tb_num.max(1))).max(1);
+    let mut back = one_second(index.time_base);
     let goal = Goal {
         source,
         index,
@@ -57,28 +55,49 @@ pub(super) fn decode(
             seek_to,
             from_start: seek_to <= timeline.first_pts,
         };
-        let (earlier_than, overshot) = match attempt(&goal, &tried)? {
+        let (key, overshot) = match attempt(&goal, &tried)? {
             Outcome::Found(frame) => return Ok(frame),
             _ if tried.from_start => break,
-            Outcome::Overshot(key) => (key.min(seek_to), true),
-            Outcome::Missed(key) => (key.min(seek_to), false),
+            Outcome::Overshot(key) => (key, true),
+            Outcome::Missed(key) => (key, false),
         };
-        seek_to = match listed_before(earlier_than.saturating_sub(1)) {
-            Some(pts) => pts,
-            // The keyframe before the one that did not yield the frame: the demuxer's seek (MXF's
-            // index tables, `ts_seek`) finds the last one before this time.
-            None if !overshot => earlier_than.saturating_sub(1),
-            // The seek landed after the keyframe wanted: further back.
-            None => {
-                let earlier = earlier_than.min(target).saturating_sub(back);
-                back = back.saturating_mul(2);
-                earlier
-            }
-        };
+        seek_to = earlier_start(timeline, target, &tried, key, overshot, &mut back);
     }
     Err(Error::Decode(format!(
         "the decoder did not produce the frame at pts {target}"
     )))
+}
+
+/// One second in `time_base` units: how far back the first retreat from a seek that landed
+/// after the wanted keyframe goes (doubled at each further one).
+pub(crate) fn one_second(time_base: (i32, i32)) -> i64 {
+    let (num, den) = time_base;
+    (i64::from(den) / i64::from(num.max(1))).max(1)
+}
+
+/// Where to seek next for the frame at `target` when starting at `tried` did not yield it:
+/// `key` is the keyframe that start found, `overshot` when it is shown after the frame.
+pub(crate) fn earlier_start(
+    timeline: &Timeline,
+    target: i64,
+    tried: &Start,
+    key: i64,
+    overshot: bool,
+    back: &mut i64,
+) -> i64 {
+    let earlier_than = key.min(tried.seek_to);
+    match listed_keyframe_before(timeline, earlier_than.saturating_sub(1)) {
+        Some(pts) => pts,
+        // The keyframe before the one that did not yield the frame: the demuxer's seek (MXF's
+        // index tables, `ts_seek`) finds the last one before this time.
+        None if !overshot => earlier_than.saturating_sub(1),
+        // The seek landed after the keyframe wanted: further back.
+        None => {
+            let earlier = earlier_than.min(target).saturating_sub(*back);
+            *back = back.saturating_mul(2);
+            earlier
+        }
+    }
 }
 
 /// The last keyframe the container lists at or before `pts`.
