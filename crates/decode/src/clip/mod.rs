@@ -87,16 +87,6 @@ enum ClipSpan {
     Timeline(timeline::Span),
 }
 
-impl ClipPlan {
-    /// The samples copied, when the index knows them before reading (not for a timeline).
-    pub fn samples(&self) -> Option<usize> {
-        match self.span {
-            ClipSpan::Samples { first, last, .. } => Some(last - first + 1),
-            ClipSpan::Timeline(_) => None,
-        }
-    }
-}
-
 /// A written clip: its length and the coded samples it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClipWritten {
