@@ -12,6 +12,7 @@ pub mod encode;
 pub mod error;
 mod ffmpeg_log;
 pub mod index;
+mod jpeg_from_yuv;
 pub mod limits;
 pub mod movie;
 mod mp4_boxes;

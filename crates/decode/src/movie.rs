@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 use crate::deadline;
 use crate::decoder::warm_pool::WarmPool;
 use crate::decoder::{DecodePath, DecodedFrame, WarmMovie, decode_frame, keyframe_scan};
-use crate::encode::{Format, encode};
+use crate::encode::{DEFAULT_JPEG_QUALITY, Format, encode};
 use crate::error::{Error, Result};
 use crate::index::{self, MovieIndex};
+use crate::jpeg_from_yuv;
 use crate::limits::Limits;
-use crate::render::{RenderOptions, render};
+use crate::render::{RenderOptions, keeps_picture, render};
 use crate::source::{ByteSource, SourceError, SourceErrorKind};
 
 /// Movie metadata with go-lazycache's field names (the HTTP layer adds `URL`).
@@ -377,6 +378,23 @@ impl Movie {
         let decoded = self.decode(frame)?;
         let decode_time = started.elapsed();
         let started = Instant::now();
+        let picture = (decoded.width(), decoded.height());
+        if format == Format::Jpeg && keeps_picture(picture, options) {
+            let quality = quality.unwrap_or(DEFAULT_JPEG_QUALITY);
+            if let Some(bytes) =
+                jpeg_from_yuv::encode(&decoded, quality, self.limits.decoder_threads)?
+            {
+                return Ok(EncodedFrame {
+                    bytes,
+                    format,
+                    width: picture.0,
+                    height: picture.1,
+                    decode_time,
+                    encode_time: started.elapsed(),
+                    decode_path: decoded.path(),
+                });
+            }
+        }
         let image = render(&decoded, options, layout, self.limits.decoder_threads)?;
         let bytes = encode(&image, format, quality)?;
         Ok(EncodedFrame {

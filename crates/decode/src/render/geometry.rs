@@ -170,6 +170,17 @@ pub fn output_size(source: (u32, u32), options: &RenderOptions) -> Result<(u32, 
     plan(source, options).map(|plan| plan.canvas)
 }
 
+/// Whether `options` leave a `source`-sized picture as it is: no crop, no resize, RGB at 8 bits.
+pub fn keeps_picture(source: (u32, u32), options: &RenderOptions) -> bool {
+    options.depth == Depth::Eight
+        && options.channels == Channels::Rgb
+        && plan(source, options).is_ok_and(|plan| {
+            let whole = (plan.src.x, plan.src.y, plan.src.width, plan.src.height)
+                == (0, 0, source.0, source.1);
+            whole && plan.scaled == source && plan.canvas == source
+        })
+}
+
 pub(super) fn plan(source: (u32, u32), options: &RenderOptions) -> Result<Plan> {
     check_output_size(options.width, options.height)?;
     let src = match options.crop {

@@ -9,6 +9,6 @@ mod swscale;
 
 pub use geometry::{
     Channels, Crop, Depth, Fit, MAX_OUTPUT_PIXELS, MAX_OUTPUT_SIDE, RenderOptions,
-    check_output_size, output_size,
+    check_output_size, keeps_picture, output_size,
 };
 pub use swscale::{Image, PixelLayout, render};
