@@ -34,6 +34,10 @@ const HEAD: u64 = 16;
 /// hundred bytes) and the next atom's head come with it, so a fragmented movie costs one read per
 /// fragment, not two.
 const HEAD_READ: u64 = 4 * 1024;
+/// Past the first atoms, a file's rest up to this size is read at once where its head is not
+/// known: after the `mdat` of a movie with its `moov` at the end (CamHD's layout: ~300 KB for
+/// 25,000 frames), the moov comes in the same request as its header.
+const TAIL_READ: u64 = 2 * 1024 * 1024;
 /// Nesting FFmpeg accepts below the top level ("Atoms too deeply nested" past it).
 const MAX_DEPTH: usize = 10;
 /// FFmpeg's `max_stts_delta`: larger sample durations are read as 1.
@@ -83,6 +87,7 @@ pub(crate) fn check_movie(source: &dyn ByteSource, limits: &Limits) -> Result<Kn
         let remaining = file_size - pos;
         let head = match reader.known.contiguous(pos, HEAD_READ as usize) {
             Some(known) if known.len() as u64 >= HEAD.min(remaining) => known,
+            _ if pos > 0 && remaining <= TAIL_READ => reader.read(pos, remaining)?,
             _ => reader.read(pos, HEAD_READ.min(remaining))?,
         };
         let Some(header) = Header::parse(&head, remaining) else {
