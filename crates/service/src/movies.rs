@@ -156,6 +156,10 @@ impl Service {
             Arc::new(OriginSource::new(file, inner.io.clone()));
         let compute_source = Arc::clone(&byte_source);
         let service = self.clone();
+        // The request that builds the index keeps the movie it opened, instead of decoding
+        // the bytes it just encoded for the cache tiers (a 25,000-frame index: milliseconds).
+        let built: Arc<Mutex<Option<Movie>>> = Arc::default();
+        let built_here = Arc::clone(&built);
         let lookup = self
             .open_cache()?
             .get_or_compute(&key, move || async move {
@@ -166,6 +170,9 @@ impl Service {
                 let movie = blocking(slot, move || Movie::open(compute_source, limits)).await?;
                 timer.observe_duration();
                 let bytes = movie.index().to_bytes()?;
+                if let Ok(mut slot) = built_here.lock() {
+                    *slot = Some(movie);
+                }
                 Ok::<_, ServiceError>(CachedValue::new(INDEX_CONTENT_TYPE, bytes))
             })
             .await
@@ -173,8 +180,14 @@ impl Service {
         if let Ok(mut tier) = served_from.lock() {
             *tier = lookup.served_from;
         }
-        let index = MovieIndex::from_bytes(lookup.value.bytes())?;
-        Ok(Movie::with_index(byte_source, index, inner.limits.clone())?
-            .with_warm_pool(Arc::clone(&inner.warm)))
+        let built = built.lock().ok().and_then(|mut slot| slot.take());
+        let movie = match built {
+            Some(movie) => movie,
+            None => {
+                let index = MovieIndex::from_bytes(lookup.value.bytes())?;
+                Movie::with_index(byte_source, index, inner.limits.clone())?
+            }
+        };
+        Ok(movie.with_warm_pool(Arc::clone(&inner.warm)))
     }
 }
