@@ -77,3 +77,15 @@ release_binary() {
     case "$bin" in /*) ;; *) bin="$REPO_ROOT/$bin" ;; esac
   fi
 }
+
+# The CamHD-like movie of the speed benches: 150 frames of noisy 1080p ProRes 422 HQ (10-bit),
+# about 1 MB a frame like the archive's. Sets $noisy_prores to its path.
+make_noisy_prores() {
+  noisy_prores="$LAZYCACHE_FIXTURES_DIR/prores_hq_1080p_150.mov"
+  if [ ! -s "$noisy_prores" ]; then
+    log "making $(basename "$noisy_prores") (150 frames of noisy 1080p ProRes 422 HQ, 10-bit)"
+    ffmpeg -v error -nostdin -f lavfi -i "testsrc2=size=1920x1080:rate=30000/1001,noise=alls=12:allf=t" \
+      -frames:v 150 -c:v prores_ks -profile:v 3 -pix_fmt yuv422p10le -vendor apl0 -y "$noisy_prores.tmp.mov"
+    mv "$noisy_prores.tmp.mov" "$noisy_prores"
+  fi
+}
