@@ -14,6 +14,7 @@ use crate::decoder::DECODER_WHITELIST;
 use crate::error::{Error, Result, av_error_string};
 use crate::ffmpeg_log;
 use crate::limits::{ANALYZE_DURATION_US, FORMAT_PROBE_BYTES, MAX_STREAMS, STREAM_PROBE_BYTES};
+use crate::mp4_boxes::FragmentGate;
 use crate::source::ByteSource;
 
 /// FFmpeg's name of the QuickTime/MP4 demuxer (see [`DEMUXERS`]).
@@ -83,6 +84,8 @@ pub(crate) struct IoState {
     stop_at: u64,
     /// Set when a read met `stop_at`: what the demuxer gives from then on may be cut short.
     pub stopped: bool,
+    /// A fragmented MP4 read by its `mfra`: each `moof` is checked before FFmpeg reads it.
+    gate: Option<FragmentGate>,
 }
 
 impl IoState {
@@ -97,6 +100,9 @@ impl IoState {
         let max = (buf.len() as u64).min(remaining) as usize;
         if let Some(known) = self.known.at(self.pos) {
             let n = known.len().min(max);
+            if self.check_fragments(self.pos + n as u64)? {
+                return self.read(buf);
+            }
             buf[..n].copy_from_slice(&known[..n]);
             self.pos += n as u64;
             return Ok(n);
@@ -124,6 +130,9 @@ impl IoState {
             return Ok(0);
         }
         want = want.min(usize::try_from(self.stop_at - self.pos).unwrap_or(usize::MAX));
+        if self.check_fragments(self.pos + want as u64)? {
+            return self.read(buf);
+        }
         if self.fetched + want as u64 > self.fetch_cap {
             return Err(Error::IndexTooLarge(format!(
                 "reading it needs more than {} bytes (the configured cap)",
@@ -150,6 +159,22 @@ impl IoState {
         self.pos += n as u64;
         self.sequential_end = self.pos;
         Ok(n)
+    }
+
+    /// Checks the first fragment not checked yet whose `moof` starts between the position and
+    /// `end` (a read is about to hand FFmpeg those bytes), keeping its bytes; true when one
+    /// was (the read starts again, from them or up to them).
+    fn check_fragments(&mut self, end: u64) -> std::result::Result<bool, Error> {
+        let Some(gate) = self.gate.as_mut() else {
+            return Ok(false);
+        };
+        let Some(fragment) = gate.unchecked_in(self.pos, end) else {
+            return Ok(false);
+        };
+        let (at, bytes) = gate.check(&*self.source, fragment)?;
+        self.fetched += bytes.len() as u64;
+        self.known.insert(at, bytes);
+        Ok(true)
     }
 
     fn zero_run_end(&self, pos: u64) -> Option<u64> {
@@ -256,6 +281,31 @@ impl Demuxer {
         fetch_cap: u64,
         timeout: std::time::Duration,
     ) -> Result<Self> {
+        Self::open_with(source, known, fetch_cap, timeout, None)
+    }
+
+    /// [`Demuxer::open`] for a fragmented MP4 whose `mfra` lists its fragments (checked by
+    /// `mp4_boxes.rs`): FFmpeg reads that index instead of every `moof` (`use_mfra_for`, by
+    /// presentation time: the times the `mfra` lists are the fragments' first shown frames),
+    /// reads a fragment's `moof` when it gets there, and `gate` checks each such `moof` first.
+    pub fn open_fragmented(
+        source: Arc<dyn ByteSource>,
+        known: KnownBytes,
+        fetch_cap: u64,
+        timeout: std::time::Duration,
+        gate: FragmentGate,
+    ) -> Result<Self> {
+        Self::open_with(source, known, fetch_cap, timeout, Some(gate))
+    }
+
+    fn open_with(
+        source: Arc<dyn ByteSource>,
+        known: KnownBytes,
+        fetch_cap: u64,
+        timeout: std::time::Duration,
+        gate: Option<FragmentGate>,
+    ) -> Result<Self> {
+        let use_mfra = gate.is_some();
         let format = demuxer_for(&*source)?;
         ffmpeg_log::init();
         ffmpeg_log::clear_last_error();
@@ -275,6 +325,7 @@ impl Demuxer {
             next_read: INITIAL_READ,
             stop_at: u64::MAX,
             stopped: false,
+            gate,
         });
         // SAFETY: plain allocation calls; every pointer is checked and owned by `Demuxer` below,
         // whose Drop releases them (also on the error paths, once `demuxer` exists).
@@ -327,9 +378,18 @@ impl Demuxer {
                 return Err(Error::Decode("out of memory for the whitelists".into()));
             }
             let empty = CString::default();
+            let mut options: *mut ffi::AVDictionary = ptr::null_mut();
+            if use_mfra
+                && ffi::av_dict_set(&mut options, c"use_mfra_for".as_ptr(), c"pts".as_ptr(), 0) < 0
+            {
+                ffi::avformat_free_context(ctx);
+                return Err(Error::Decode(
+                    "out of memory for the demuxer's options".into(),
+                ));
+            }
             // On failure avformat_open_input frees ctx and sets it to null.
-            let ret =
-                ffi::avformat_open_input(&mut ctx, empty.as_ptr(), ptr::null(), ptr::null_mut());
+            let ret = ffi::avformat_open_input(&mut ctx, empty.as_ptr(), ptr::null(), &mut options);
+            ffi::av_dict_free(&mut options);
             demuxer.ctx = ctx;
             if ret < 0 {
                 return Err(demuxer.open_error(ret));

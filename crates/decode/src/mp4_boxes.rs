@@ -18,6 +18,7 @@ use bytes::Bytes;
 
 use crate::avio::KnownBytes;
 use crate::error::{Error, Result};
+use crate::fragments::{self, FragmentEntry, TrackDefaults};
 use crate::limits::{KEPT_INDEX_BYTES, Limits};
 use crate::source::ByteSource;
 
@@ -34,6 +35,9 @@ const HEAD: u64 = 16;
 /// hundred bytes) and the next atom's head come with it, so a fragmented movie costs one read per
 /// fragment, not two.
 const HEAD_READ: u64 = 4 * 1024;
+/// Read at the end of a file for its `mfro` box and, in one request, the `mfra` before it
+/// (64 fragments take 1.3 KB).
+const TAIL_READ: u64 = 64 * 1024;
 /// Nesting FFmpeg accepts below the top level ("Atoms too deeply nested" past it).
 const MAX_DEPTH: usize = 10;
 /// FFmpeg's `max_stts_delta`: larger sample durations are read as 1.
@@ -61,9 +65,48 @@ fn is_checked(kind: &FourCc) -> bool {
     CONTAINERS.contains(kind) || LEAVES.contains(kind) || kind == b"meta" || kind == b"stsd"
 }
 
+/// How much of a fragmented MP4 [`check_movie`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FragmentReading {
+    /// Every `moof` (small files, and files without a usable index of their fragments).
+    Every,
+    /// Where the file's `mfra` lists its fragments and the first and last fragments confirm
+    /// a constant frame rate (the index build): the head, the `mfra` and the last `moof`.
+    Indexed,
+    /// The head and the `mfra` only (a frame of a movie indexed that way): the fragments the
+    /// demuxer reads later are checked as it reaches them (`FragmentGate`).
+    Head,
+}
+
+/// What [`check_movie`] read: the bytes, for FFmpeg's reads of the same ranges, and the
+/// fragments' index when the movie's `moof`s are left for later.
+pub(crate) struct CheckedMovie {
+    pub known: KnownBytes,
+    pub fragments: Option<IndexedFragments>,
+}
+
+/// A fragmented MP4 whose fragments are listed by its `mfra` and numbered at a constant frame
+/// rate: fragment `i` starts with a keyframe shown at `entries[i].time`, frame
+/// `(time - entries[0].time) / frame_duration` (0-based).
+pub(crate) struct IndexedFragments {
+    /// The video track's id (FFmpeg's `AVStream::id`).
+    pub track_id: u32,
+    /// Each sample's duration, in the track's time scale.
+    pub frame_duration: u32,
+    pub entries: Vec<FragmentEntry>,
+    /// The last fragment's samples (read for the index build only).
+    pub last_samples: Option<u64>,
+    /// Checks each fragment the demuxer reaches later.
+    pub gate: FragmentGate,
+}
+
 /// Checks the movie atoms of `source` (a MOV/MP4) before FFmpeg opens it, and returns the bytes
 /// read, for FFmpeg's reads of the same ranges.
-pub(crate) fn check_movie(source: &dyn ByteSource, limits: &Limits) -> Result<KnownBytes> {
+pub(crate) fn check_movie(
+    source: &dyn ByteSource,
+    limits: &Limits,
+    reading: FragmentReading,
+) -> Result<CheckedMovie> {
     let file_size = source.len();
     let mut reader = Reader {
         source,
@@ -78,6 +121,8 @@ pub(crate) fn check_movie(source: &dyn ByteSource, limits: &Limits) -> Result<Kn
     let mut movies = 0usize;
     // 'free' atoms that hold a movie header: FFmpeg reads them as the moov when it found none.
     let mut retry = Vec::new();
+    let mut fragments: Option<IndexedFragments> = None;
+    let mut looked_for_index = reading == FragmentReading::Every;
     while pos.checked_add(8).is_some_and(|end| end <= file_size) {
         reader.check_deadline()?;
         let remaining = file_size - pos;
@@ -95,7 +140,16 @@ pub(crate) fn check_movie(source: &dyn ByteSource, limits: &Limits) -> Result<Kn
                 let atom = reader.read_atom(pos, total)?;
                 checker.walk_body(&atom, &header, kind)?;
                 movies += usize::from(&kind == b"moov");
+                if &kind == b"moof" && !looked_for_index && movies > 0 {
+                    looked_for_index = true;
+                    let body = atom.get(header.header as usize..).unwrap_or_default();
+                    fragments =
+                        indexed_fragments(&mut reader, &mut checker, pos, body, reading, limits)?;
+                }
             }
+            // FFmpeg, given the fragments' index, stops reading the top level at the first
+            // `mdat` after the `moov`: so does this walk.
+            _ if &header.kind == b"mdat" && fragments.is_some() => break,
             _ if &header.kind == b"free" && header.peeks_movie() => retry.push((pos, header)),
             _ => {}
         }
@@ -112,7 +166,240 @@ pub(crate) fn check_movie(source: &dyn ByteSource, limits: &Limits) -> Result<Kn
     if movies == 0 {
         return Err(Error::NotAMovie("no moov atom found".into()));
     }
-    Ok(reader.known)
+    Ok(CheckedMovie {
+        known: reader.known,
+        fragments,
+    })
+}
+
+/// The fragments' index of a fragmented MP4 whose first `moof` (`first_body`, at `first_at`)
+/// was just checked: its `mfra`, found from the `mfro` at the end of the file, when it lists
+/// the video track's fragments and they confirm a constant frame rate — the first fragment's
+/// samples, every fragment's time on their grid and, for the index build, the last fragment's
+/// samples. `None` (every `moof` is then walked, exactly) when there is no such index or the
+/// fragments read do not confirm it; an error when the `mfra` or the last `moof` is hostile.
+fn indexed_fragments(
+    reader: &mut Reader<'_>,
+    checker: &mut Checker,
+    first_at: u64,
+    first_body: &[u8],
+    reading: FragmentReading,
+    limits: &Limits,
+) -> Result<Option<IndexedFragments>> {
+    let file_size = reader.source.len();
+    let not_indexed = |why: &str| {
+        tracing::debug!("reading every fragment: {why}");
+        Ok(None)
+    };
+    let [track_id] = checker.video_tracks[..] else {
+        return not_indexed("not exactly one video track");
+    };
+    if checker.edit_lists {
+        return not_indexed("the movie has an edit list");
+    }
+    let tail_len = TAIL_READ.min(file_size);
+    let tail = reader.read(file_size - tail_len, tail_len)?;
+    let Some(mfra_size) = fragments::mfra_size(&tail) else {
+        return not_indexed("no mfro box at the end");
+    };
+    let mfra_at = file_size.saturating_sub(mfra_size);
+    if mfra_size > limits.index_budget(file_size) || mfra_at <= first_at {
+        return not_indexed("the mfra's size is out of bounds");
+    }
+    let mfra = reader.read(mfra_at, mfra_size)?;
+    if mfra.get(4..8) != Some(b"mfra") {
+        return not_indexed("no mfra box where the mfro points");
+    }
+    let max_entries = u64::try_from(limits.max_samples).unwrap_or(u64::MAX);
+    let tables = fragments::parse_mfra(&mfra, mfra_at, max_entries)?;
+    let Some(table) = tables.into_iter().find(|t| t.track_id == track_id) else {
+        return not_indexed("the mfra does not list the video track");
+    };
+    let entries = table.entries;
+    let (Some(first), Some(last)) = (entries.first().copied(), entries.last().copied()) else {
+        return not_indexed("the mfra lists no fragment");
+    };
+    if first.offset != first_at {
+        return not_indexed("the mfra's first fragment is not the first moof");
+    }
+    let first_samples = fragments::fragment_samples(first_body, track_id, &checker.trex);
+    let Some(frame_duration) = first_samples
+        .uniform_duration
+        .filter(|&d| d > 0 && first_samples.on_grid(d))
+    else {
+        return not_indexed("the first fragment is not shown at a constant frame rate");
+    };
+    let step = i64::from(frame_duration);
+    if entries.iter().any(|e| (e.time - first.time) % step != 0) {
+        return not_indexed("a fragment's time lies off the frame grid");
+    }
+    if let Some(second) = entries.get(1)
+        && Some(second.time - first.time)
+            != i64::try_from(first_samples.samples)
+                .ok()
+                .and_then(|n| n.checked_mul(step))
+    {
+        return not_indexed("the first fragment's samples do not reach the second's time");
+    }
+    let mut gate = FragmentGate {
+        file_size,
+        track_id,
+        frame_duration,
+        checked: entries.iter().map(|e| e.offset == first_at).collect(),
+        entries: entries.clone(),
+        trex: checker.trex.clone(),
+        max_samples: limits.max_samples,
+        max_moof_bytes: limits.index_budget(file_size),
+        last_samples: None,
+    };
+    let mut last_samples = None;
+    if reading == FragmentReading::Indexed {
+        let samples = if last.offset == first_at {
+            first_samples.samples
+        } else {
+            let (bytes, samples) = gate.read_fragment(reader.source, entries.len() - 1)?;
+            reader.known.fetched = reader.known.fetched.saturating_add(bytes.len() as u64);
+            reader.known.insert(last.offset, bytes);
+            match samples {
+                Ok(samples) => samples,
+                Err(why) => return not_indexed(&why),
+            }
+        };
+        last_samples = Some(samples);
+        gate.last_samples = last_samples;
+    }
+    Ok(Some(IndexedFragments {
+        track_id,
+        frame_duration,
+        entries,
+        last_samples,
+        gate,
+    }))
+}
+
+/// Checks each fragment of an [`IndexedFragments`] movie as the demuxer reaches it: the `moof`
+/// the `mfra` points at, read whole before FFmpeg parses it, must be one (followed by its
+/// `mdat`), pass the walk's checks, and hold samples that keep the constant-rate numbering the
+/// movie's frames were given — else the read fails with the reason.
+pub(crate) struct FragmentGate {
+    file_size: u64,
+    track_id: u32,
+    frame_duration: u32,
+    entries: Vec<FragmentEntry>,
+    checked: Vec<bool>,
+    trex: HashMap<u32, TrackDefaults>,
+    max_samples: usize,
+    max_moof_bytes: u64,
+    last_samples: Option<u64>,
+}
+
+impl FragmentGate {
+    /// The first fragment not checked yet whose `moof` starts in `start..end`.
+    pub fn unchecked_in(&self, start: u64, end: u64) -> Option<usize> {
+        let from = self.entries.partition_point(|e| e.offset < start);
+        (from..self.entries.len())
+            .take_while(|&i| self.entries.get(i).is_some_and(|e| e.offset < end))
+            .find(|&i| !self.checked.get(i).copied().unwrap_or(true))
+    }
+
+    /// Reads and checks fragment `i`: its offset and the bytes read (the `moof` and the next
+    /// box's head), for FFmpeg's reads of them.
+    pub fn check(&mut self, source: &dyn ByteSource, i: usize) -> Result<(u64, Bytes)> {
+        let (bytes, samples) = self.read_fragment(source, i)?;
+        let offset = self.entries.get(i).map_or(0, |e| e.offset);
+        if let Err(why) = samples {
+            // The movie's frame numbers (already answered, and cached) assume a constant rate
+            // this fragment breaks: a frame numbered from them could be the wrong picture, and
+            // renumbering the movie now would change what earlier answers meant. Refused.
+            return Err(Error::Decode(format!(
+                "this fragmented MP4's frames are numbered at a constant frame rate from its mfra                  index, but the fragment at byte {offset} {why}, so its frames cannot be served                  exactly"
+            )));
+        }
+        if let Some(done) = self.checked.get_mut(i) {
+            *done = true;
+        }
+        Ok((offset, bytes))
+    }
+
+    /// Fragment `i`'s bytes (the `moof` and the next box's head) and its video samples — or
+    /// why they break the constant-rate numbering. Hostile boxes are errors.
+    fn read_fragment(
+        &self,
+        source: &dyn ByteSource,
+        i: usize,
+    ) -> Result<(Bytes, std::result::Result<u64, String>)> {
+        let Some(entry) = self.entries.get(i).copied() else {
+            return Err(Error::BadIndex("a fragment outside the mfra".into()));
+        };
+        let remaining = self.file_size.saturating_sub(entry.offset);
+        let read = |len: u64| -> Result<Bytes> {
+            let want = usize::try_from(len.min(remaining)).unwrap_or(usize::MAX);
+            let bytes = source.read_at(entry.offset, want)?;
+            if bytes.len() < want {
+                return Err(Error::Truncated(format!(
+                    "{} ended before its fragment at byte {}",
+                    source.describe(),
+                    entry.offset
+                )));
+            }
+            Ok(bytes)
+        };
+        let not_a_fragment = || {
+            Error::NotAMovie(format!(
+                "its mfra points at byte {}, which is not a moof box followed by its mdat",
+                entry.offset
+            ))
+        };
+        let mut bytes = read(HEAD_READ)?;
+        let header = Header::parse(&bytes, remaining).ok_or_else(not_a_fragment)?;
+        if &header.kind != b"moof" {
+            return Err(not_a_fragment());
+        }
+        let total = header.total();
+        if total > self.max_moof_bytes {
+            return Err(Error::IndexTooLarge(format!(
+                "its moof box at byte {} has {total} bytes (at most {} allowed)",
+                entry.offset, self.max_moof_bytes
+            )));
+        }
+        let with_next = total.saturating_add(HEAD).min(remaining);
+        if (bytes.len() as u64) < with_next {
+            bytes = read(with_next)?;
+        }
+        let next = usize::try_from(total)
+            .ok()
+            .and_then(|t| bytes.get(t..))
+            .and_then(|rest| Header::parse(rest, remaining - total));
+        if next.is_none_or(|next| &next.kind != b"mdat") {
+            return Err(not_a_fragment());
+        }
+        let atom = bytes.slice(..usize::try_from(total).unwrap_or(0).min(bytes.len()));
+        let mut checker = Checker::new(self.file_size, self.max_samples);
+        checker.trex = self.trex.clone();
+        checker.walk_body(&atom, &header, *b"moof")?;
+        let body = atom.get(header.header as usize..).unwrap_or_default();
+        let found = fragments::fragment_samples(body, self.track_id, &self.trex);
+        let d = self.frame_duration;
+        let expected = match self.entries.get(i + 1) {
+            Some(next) => u64::try_from((next.time - entry.time) / i64::from(d)).ok(),
+            None => self.last_samples,
+        };
+        let verdict = if !found.on_grid(d) {
+            Err(format!(
+                "does not start with a keyframe or is not shown one frame every {d} ticks                  ({} samples, durations {:?})",
+                found.samples, found.uniform_duration
+            ))
+        } else if expected.is_some_and(|n| n != found.samples) {
+            Err(format!(
+                "holds {} samples where the next fragment's time implies {}",
+                found.samples,
+                expected.unwrap_or(0)
+            ))
+        } else {
+            Ok(found.samples)
+        };
+        Ok((bytes, verdict))
+    }
 }
 
 /// Reads through the source, keeping what it read, under the index byte cap and the deadline.
@@ -328,6 +615,10 @@ fn name(kind: &FourCc) -> String {
 #[derive(Debug, Default)]
 struct Track {
     number: usize,
+    /// Its tkhd's track id.
+    id: u32,
+    /// Its mdia/hdlr names a video handler.
+    video_handler: bool,
     /// Its mdia/hdlr names a sound handler.
     sound_handler: bool,
     /// Some other handler in it names video or subtitles (or cannot be read).
@@ -348,8 +639,13 @@ struct Checker {
     max_samples: u64,
     tracks: usize,
     track: Option<Track>,
-    /// trex: track id → default sample size (the first one counts, as in FFmpeg).
-    trex: HashMap<u32, u32>,
+    /// trex: track id → default sample duration, size and flags (the first one counts, as in
+    /// FFmpeg).
+    trex: HashMap<u32, TrackDefaults>,
+    /// The ids of the tracks with a video handler.
+    video_tracks: Vec<u32>,
+    /// Some track has an edit list.
+    edit_lists: bool,
     /// The current fragment's track and default sample size (from tfhd or trex).
     fragment: Option<(u32, u32)>,
     /// Samples the fragments declared so far, per track id.
@@ -371,6 +667,8 @@ impl Checker {
             tracks: 0,
             track: None,
             trex: HashMap::new(),
+            video_tracks: Vec::new(),
+            edit_lists: false,
             fragment: None,
             fragment_samples: HashMap::new(),
         }
@@ -409,6 +707,9 @@ impl Checker {
                 walked?;
                 if let Some(track) = track {
                     self.end_track(&track)?;
+                    if track.video_handler {
+                        self.video_tracks.push(track.id);
+                    }
                 }
                 Ok(())
             }
@@ -659,6 +960,10 @@ impl Checker {
                 if let Some(track) = self.track.as_mut() {
                     match handler.as_ref() {
                         Some(b"soun") => track.sound_handler |= &parent == b"mdia",
+                        Some(b"vide") if &parent == b"mdia" => {
+                            track.video_handler = true;
+                            track.other_handler = true;
+                        }
                         Some(b"vide" | b"subp" | b"clcp") | None => track.other_handler = true,
                         Some(_) => {}
                     }
@@ -666,9 +971,20 @@ impl Checker {
             }
             b"trex" => {
                 if let (Some(track_id), Some(size)) = (be32(body, 4), be32(body, 16)) {
-                    self.trex.entry(track_id).or_insert(size);
+                    self.trex.entry(track_id).or_insert(TrackDefaults {
+                        duration: be32(body, 12).unwrap_or(0),
+                        size,
+                        flags: be32(body, 20).unwrap_or(0),
+                    });
                 }
             }
+            b"tkhd" => {
+                let id_at = if body.first() == Some(&1) { 20 } else { 12 };
+                if let (Some(track), Some(id)) = (self.track.as_mut(), be32(body, id_at)) {
+                    track.id = id;
+                }
+            }
+            b"elst" => self.edit_lists = true,
             b"tfhd" => self.fragment_header(&kind, body)?,
             b"trun" => self.track_run(&kind, body)?,
             _ => {}
@@ -760,7 +1076,7 @@ impl Checker {
             return Err(self.not_a_movie(kind, "is too short for its fields"));
         }
         let default_size = size
-            .or_else(|| self.trex.get(&track_id).copied())
+            .or_else(|| self.trex.get(&track_id).map(|d| d.size))
             .unwrap_or(0);
         self.fragment = Some((track_id, default_size));
         Ok(())
