@@ -96,7 +96,15 @@ impl IoState {
         if self.pos >= self.len || buf.is_empty() {
             return Ok(0);
         }
-        let remaining = self.len - self.pos;
+        // A fragment found off the movie's frame grid ends the movie there (see FragmentGate).
+        let end = self
+            .gate
+            .as_ref()
+            .map_or(self.len, |g| g.broken_from.min(self.len));
+        if self.pos >= end {
+            return Ok(0);
+        }
+        let remaining = end - self.pos;
         let max = (buf.len() as u64).min(remaining) as usize;
         if let Some(known) = self.known.at(self.pos) {
             let n = known.len().min(max);
@@ -159,6 +167,23 @@ impl IoState {
         self.pos += n as u64;
         self.sequential_end = self.pos;
         Ok(n)
+    }
+
+    /// Checks fragment `i` of a fragmented MP4 read by its `mfra` (when not yet), and refuses
+    /// its frames when its samples break the movie's frame numbering.
+    fn require_fragment(&mut self, i: usize) -> Result<()> {
+        let Some(gate) = self.gate.as_mut() else {
+            return Ok(());
+        };
+        if !gate.is_checked(i) {
+            let (at, bytes) = gate.check(&*self.source, i)?;
+            self.fetched += bytes.len() as u64;
+            self.known.insert(at, bytes);
+        }
+        match self.gate.as_ref().and_then(|g| g.refusal(i)) {
+            Some(refusal) => Err(refusal),
+            None => Ok(()),
+        }
     }
 
     /// Checks the first fragment not checked yet whose `moof` starts between the position and
@@ -405,6 +430,16 @@ impl Demuxer {
                 }
             }
             Ok(demuxer)
+        }
+    }
+
+    /// Before seeking a fragmented MP4 read by its `mfra` to `pts`: checks the fragment whose
+    /// frames start there, and refuses them (in words) when it breaks the movie's numbering —
+    /// rather than the demuxer meeting the end of the movie there.
+    pub fn require_fragment_at(&mut self, pts: i64) -> Result<()> {
+        match self.state.gate.as_ref().and_then(|g| g.fragment_at(pts)) {
+            Some(i) => self.state.require_fragment(i),
+            None => Ok(()),
         }
     }
 

@@ -245,7 +245,17 @@ fn indexed_fragments(
         file_size,
         track_id,
         frame_duration,
-        checked: entries.iter().map(|e| e.offset == first_at).collect(),
+        checked: entries
+            .iter()
+            .map(|e| {
+                if e.offset == first_at {
+                    Checked::Fine
+                } else {
+                    Checked::No
+                }
+            })
+            .collect(),
+        broken_from: u64::MAX,
         entries: entries.clone(),
         trex: checker.trex.clone(),
         max_samples: limits.max_samples,
@@ -286,11 +296,23 @@ pub(crate) struct FragmentGate {
     track_id: u32,
     frame_duration: u32,
     entries: Vec<FragmentEntry>,
-    checked: Vec<bool>,
+    checked: Vec<Checked>,
+    /// The first byte of the first fragment found off the grid: the movie ends there for
+    /// FFmpeg (frames before it are still exact; its own are refused by `refusal`).
+    pub broken_from: u64,
     trex: HashMap<u32, TrackDefaults>,
     max_samples: usize,
     max_moof_bytes: u64,
     last_samples: Option<u64>,
+}
+
+/// What is known of one fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Checked {
+    No,
+    Fine,
+    /// Its samples break the constant-rate numbering, for this reason.
+    Breaks(String),
 }
 
 impl FragmentGate {
@@ -299,24 +321,51 @@ impl FragmentGate {
         let from = self.entries.partition_point(|e| e.offset < start);
         (from..self.entries.len())
             .take_while(|&i| self.entries.get(i).is_some_and(|e| e.offset < end))
-            .find(|&i| !self.checked.get(i).copied().unwrap_or(true))
+            .find(|&i| self.checked.get(i) == Some(&Checked::No))
+    }
+
+    /// The fragment whose frames are shown from `pts` on: the last one starting at or before it.
+    pub fn fragment_at(&self, pts: i64) -> Option<usize> {
+        self.entries.iter().rposition(|e| e.time <= pts)
+    }
+
+    /// Whether fragment `i` was checked.
+    pub fn is_checked(&self, i: usize) -> bool {
+        self.checked.get(i).is_some_and(|c| c != &Checked::No)
+    }
+
+    /// Why fragment `i`'s frames are refused, when it was checked and breaks the numbering.
+    pub fn refusal(&self, i: usize) -> Option<Error> {
+        let (Some(Checked::Breaks(why)), Some(entry)) = (self.checked.get(i), self.entries.get(i))
+        else {
+            return None;
+        };
+        // The movie's frame numbers (answered already, and cached) assume a constant rate this
+        // fragment breaks: a frame numbered by them could be the wrong picture, and numbering
+        // the movie again now would change what earlier answers meant. So its frames are
+        // refused; the metadata's `frame_numbers` said "constant-rate" all along.
+        Some(Error::Decode(format!(
+            "this fragmented MP4's frames are numbered at a constant frame rate from its mfra \
+             index, but the fragment at byte {} {why}, so its frames cannot be served exactly",
+            entry.offset
+        )))
     }
 
     /// Reads and checks fragment `i`: its offset and the bytes read (the `moof` and the next
-    /// box's head), for FFmpeg's reads of them.
+    /// box's head), for FFmpeg's reads of them. A hostile `moof` is an error; one whose samples
+    /// break the numbering ends the movie for FFmpeg there (`broken_from`, `refusal`).
     pub fn check(&mut self, source: &dyn ByteSource, i: usize) -> Result<(u64, Bytes)> {
         let (bytes, samples) = self.read_fragment(source, i)?;
         let offset = self.entries.get(i).map_or(0, |e| e.offset);
-        if let Err(why) = samples {
-            // The movie's frame numbers (already answered, and cached) assume a constant rate
-            // this fragment breaks: a frame numbered from them could be the wrong picture, and
-            // renumbering the movie now would change what earlier answers meant. Refused.
-            return Err(Error::Decode(format!(
-                "this fragmented MP4's frames are numbered at a constant frame rate from its mfra                  index, but the fragment at byte {offset} {why}, so its frames cannot be served                  exactly"
-            )));
-        }
-        if let Some(done) = self.checked.get_mut(i) {
-            *done = true;
+        let verdict = match samples {
+            Ok(_) => Checked::Fine,
+            Err(why) => {
+                self.broken_from = self.broken_from.min(offset);
+                Checked::Breaks(why)
+            }
+        };
+        if let Some(slot) = self.checked.get_mut(i) {
+            *slot = verdict;
         }
         Ok((offset, bytes))
     }
@@ -386,7 +435,7 @@ impl FragmentGate {
         };
         let verdict = if !found.on_grid(d) {
             Err(format!(
-                "does not start with a keyframe or is not shown one frame every {d} ticks                  ({} samples, durations {:?})",
+                "does not start with a keyframe or is not shown one frame every {d} ticks ({} samples, durations {:?})",
                 found.samples, found.uniform_duration
             ))
         } else if expected.is_some_and(|n| n != found.samples) {

@@ -263,6 +263,7 @@ fn small_fixtures_give_the_same_frames_through_the_lazy_index() {
         "tiny_mjpeg.avi",
         "tiny_mpeg2.mxf",
         "tiny_h264.ts",
+        "tiny_h264_fragmented.mp4",
     ] {
         let path = fixtures::path(name);
         let full = Movie::open(
@@ -323,6 +324,190 @@ fn small_fixtures_give_the_same_frames_through_the_lazy_index() {
                 "{name} at {seconds}s"
             );
         }
+    }
+}
+
+/// The long-GOP fixture (150 frames) as a fragmented MP4 by stream copy — three fragments, one
+/// per GOP, listed in an `mfra` — with fragment `off_grid`'s sample duration one tick longer.
+fn fragmented_long_gop(dir: &Path, off_grid: Option<usize>) -> std::path::PathBuf {
+    let path = dir.join(format!("fragmented-{off_grid:?}.mp4"));
+    oracle::ffmpeg_write(
+        &[
+            "-i",
+            fixtures::path("h264_longgop_faststart.mp4")
+                .to_str()
+                .unwrap(),
+            "-map",
+            "0:v",
+            "-c",
+            "copy",
+            "-movflags",
+            "+frag_keyframe+empty_moov+default_base_moof",
+        ],
+        &path,
+    );
+    assert_eq!(top_level_atoms(&path, b"moof"), 3);
+    if let Some(k) = off_grid {
+        let mut bytes = std::fs::read(&path).unwrap();
+        let moof = atom_offsets(&bytes, b"moof")[k];
+        let tfhd = moof + find(&bytes[moof..], b"tfhd").unwrap() + 4;
+        let flags = u32::from_be_bytes(bytes[tfhd..tfhd + 4].try_into().unwrap());
+        assert_eq!(
+            flags & 0x0b,
+            0x08,
+            "a default sample duration right after the track id"
+        );
+        let at = tfhd + 8;
+        let duration = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+        bytes[at..at + 4].copy_from_slice(&(duration + 1).to_be_bytes());
+        std::fs::write(&path, bytes).unwrap();
+    }
+    path
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The offsets of the top-level atoms of `kind` (32-bit sizes).
+fn atom_offsets(bytes: &[u8], kind: &[u8; 4]) -> Vec<usize> {
+    let (mut pos, mut found) = (0usize, Vec::new());
+    while pos + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        if &bytes[pos + 4..pos + 8] == kind {
+            found.push(pos);
+        }
+        assert!(size >= 8);
+        pos += size;
+    }
+    found
+}
+
+fn png_of(movie: &Movie, n: u64) -> Result<bytes::Bytes, lazycache_decode::Error> {
+    movie
+        .frame(
+            n,
+            &RenderOptions::default(),
+            lazycache_decode::Format::Png,
+            None,
+        )
+        .map(|f| f.bytes)
+}
+
+/// Fragmented MP4 read by its `mfra` where it holds at a constant frame rate, the exact walk of
+/// every `moof` where the fragments read first say otherwise, and a clear refusal of the frames
+/// of a fragment read later that breaks the numbering already given.
+#[test]
+fn fragmented_mp4_numbered_by_its_mfra_only_at_a_constant_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let by_mfra = Limits {
+        scan_whole_up_to: 0,
+        ..Limits::default()
+    };
+    let open = |path: &Path, limits: &Limits| {
+        Movie::open(Arc::new(FileSource::open(path).unwrap()), limits.clone()).unwrap()
+    };
+
+    // On the grid: by the mfra, the same frames as the full walk, and ffprobe's count.
+    let path = fragmented_long_gop(dir.path(), None);
+    let source = Counting::open(&path);
+    let movie = Movie::open(source.clone(), by_mfra.clone()).unwrap();
+    let (_, reads) = source.take();
+    let full = open(&path, &Limits::default());
+    assert_eq!(movie.metadata().frame_numbers, "constant-rate");
+    assert_eq!(full.metadata().frame_numbers, "samples");
+    assert_eq!(movie.frame_count(), 150);
+    assert_eq!(full.frame_count(), 150);
+    assert!(reads <= 4, "{reads} reads");
+    for n in (1..=150).step_by(13).chain([60, 61, 120, 121, 150]) {
+        assert!(
+            png_of(&movie, n).unwrap() == png_of(&full, n).unwrap(),
+            "frame {n} differs"
+        );
+    }
+
+    // The last fragment, read for the frame count, is off the grid: every moof is walked.
+    let path = fragmented_long_gop(dir.path(), Some(2));
+    let movie = open(&path, &by_mfra);
+    assert_eq!(movie.metadata().frame_numbers, "samples");
+    assert_eq!(movie.frame_count(), 150);
+    assert!(png_of(&movie, 140).unwrap() == png_of(&open(&path, &Limits::default()), 140).unwrap());
+
+    // A middle fragment, read only for its frames, is off the grid: its frames are refused in
+    // words, the others still served exactly.
+    let path = fragmented_long_gop(dir.path(), Some(1));
+    let movie = open(&path, &by_mfra);
+    let full = open(&path, &Limits::default());
+    assert_eq!(movie.metadata().frame_numbers, "constant-rate");
+    match png_of(&movie, 75) {
+        Err(lazycache_decode::Error::Decode(m)) => {
+            assert!(m.contains("cannot be served exactly"), "{m}")
+        }
+        other => panic!("frame 75: {:?}", other.map(|b| b.len())),
+    }
+    for n in [1, 30, 140, 150] {
+        assert!(
+            png_of(&movie, n).unwrap() == png_of(&full, n).unwrap(),
+            "frame {n}"
+        );
+    }
+}
+
+/// A hostile `mfra` is refused before FFmpeg reads it, in a few reads.
+#[test]
+fn hostile_mfra_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let by_mfra = Limits {
+        scan_whole_up_to: 0,
+        ..Limits::default()
+    };
+    let good = std::fs::read(fragmented_long_gop(dir.path(), None)).unwrap();
+    let mfra = atom_offsets(&good, b"mfra")[0];
+    let tfra = mfra + 8;
+    let entries = tfra + 8 + 16;
+    let patches: [(&str, usize, Vec<u8>); 4] = [
+        (
+            "an entry count past the box",
+            tfra + 20,
+            0x7fff_ffffu32.to_be_bytes().to_vec(),
+        ),
+        (
+            "an offset past the end",
+            entries + 19 + 8,
+            u64::MAX.to_be_bytes().to_vec(),
+        ),
+        (
+            "offsets going back",
+            entries + 2 * 19 + 8,
+            800u64.to_be_bytes().to_vec(),
+        ),
+        ("a tfra of size 0", tfra, 0u32.to_be_bytes().to_vec()),
+    ];
+    for (what, at, patch) in patches {
+        let mut bytes = good.clone();
+        bytes[at..at + patch.len()].copy_from_slice(&patch);
+        let path = dir.path().join("hostile.mp4");
+        std::fs::write(&path, &bytes).unwrap();
+        let source = Counting::open(&path);
+        match Movie::open(source.clone(), by_mfra.clone()) {
+            Err(lazycache_decode::Error::NotAMovie(m)) => {
+                assert!(m.contains("mfra"), "{what}: {m}")
+            }
+            Err(e) => panic!("{what}: {e}"),
+            Ok(_) => panic!("{what}: opened"),
+        }
+        let (_, reads) = source.take();
+        assert!(reads <= 3, "{what}: {reads} reads");
+    }
+    // The last entry pointing at an mdat instead of its moof.
+    let mut bytes = good.clone();
+    let mdat = atom_offsets(&good, b"mdat")[2] as u64;
+    bytes[entries + 2 * 19 + 8..entries + 2 * 19 + 16].copy_from_slice(&mdat.to_be_bytes());
+    let path = dir.path().join("hostile.mp4");
+    std::fs::write(&path, &bytes).unwrap();
+    match Movie::open(Arc::new(FileSource::open(&path).unwrap()), by_mfra.clone()) {
+        Err(lazycache_decode::Error::NotAMovie(m)) => assert!(m.contains("not a moof"), "{m}"),
+        other => panic!("{:?}", other.map(|m| m.frame_count())),
     }
 }
 
