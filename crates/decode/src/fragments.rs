@@ -202,10 +202,9 @@ pub(crate) fn fragment_samples(
             match &kind {
                 b"tfhd" => defaults = track_fragment_defaults(body, trex),
                 b"trun" => {
-                    let Some((id, d)) = defaults.filter(|(id, _)| *id == track_id) else {
+                    let Some((_, d)) = defaults.filter(|(id, _)| *id == track_id) else {
                         continue;
                     };
-                    let _ = id;
                     for sample in run_samples(body, &d) {
                         if found.samples == 0 {
                             found.starts_with_keyframe = sample.flags & NON_SYNC == 0;

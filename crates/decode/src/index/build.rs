@@ -160,19 +160,27 @@ fn build_with(
                     "its mfra lists another track than its video".into(),
                 ));
             }
+            let per_frame = i32::try_from(frame_duration)
+                .map_err(|_| Error::NotAMovie("its samples last too long".into()))?;
             let stream = lazy::Stream {
                 st,
                 index: stream_index,
                 intra_only,
-                frame_rate: (time_base.1 / time_base.0.max(1), frame_duration as i32),
+                frame_rate: (time_base.1 / time_base.0.max(1), per_frame),
                 fetch_cap,
             };
             let found = lazy::fragmented_mp4(&stream, frame_duration, &entries, last_samples)?;
-            first_keyframe = mov_index_entries(st, limits)?.first().map(|first| Sample {
-                pts: found.first_pts,
-                keyframe: true,
-                ..*first
-            });
+            first_keyframe = mov_index_entries(st, limits)?
+                .first()
+                .filter(|first| {
+                    u64::from(first.size) <= limits.max_sample_bytes
+                        && check_samples_inside(std::slice::from_ref(*first), file_size).is_ok()
+                })
+                .map(|first| Sample {
+                    pts: found.first_pts,
+                    keyframe: true,
+                    ..*first
+                });
             frame_rate = reduced(stream.frame_rate);
             timeline = Some(found);
             direct_reads = false;
@@ -242,6 +250,7 @@ fn build_with(
         };
         index.check(limits)?;
         let mut index = index;
+        // MOV leaves the pixel format to the decoder (`Movie::open` decodes frame 1 for it).
         if let Some(key) = first_keyframe
             && index.codec.pixel_format.is_empty()
         {
