@@ -285,11 +285,12 @@ fn run_samples<'a>(body: &'a [u8], d: &TrackDefaults) -> impl Iterator<Item = Ru
     let width = fields.iter().filter(|&&f| flags & f != 0).count() * 4;
     let defaults = *d;
     let rows = body.get(at..).unwrap_or_default();
-    let take = if width == 0 {
-        count as usize
-    } else {
-        (count as usize).min(rows.len() / width)
-    };
+    // Without per-sample fields every sample takes the defaults (`mp4_boxes.rs` capped the
+    // count at `max_samples`).
+    let take = rows
+        .len()
+        .checked_div(width)
+        .map_or(count as usize, |fit| (count as usize).min(fit));
     (0..take).map(move |i| {
         let row = rows.get(i * width..).unwrap_or_default();
         let mut field = 0usize;
