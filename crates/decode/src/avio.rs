@@ -577,6 +577,28 @@ pub(crate) struct KnownBytes {
 }
 
 impl KnownBytes {
+    /// Overwrites known bytes at `pos` with `with` (what FFmpeg is to read there instead);
+    /// false, changing nothing, when they are not all known.
+    pub fn overwrite(&mut self, pos: u64, with: &[u8]) -> bool {
+        let after = self.pieces.partition_point(|(start, _)| *start <= pos);
+        let Some((start, bytes)) = after.checked_sub(1).and_then(|i| self.pieces.get_mut(i)) else {
+            return false;
+        };
+        let Some(at) = usize::try_from(pos - *start).ok() else {
+            return false;
+        };
+        let mut edited = bytes.to_vec();
+        let Some(slot) = at
+            .checked_add(with.len())
+            .and_then(|end| edited.get_mut(at..end))
+        else {
+            return false;
+        };
+        slot.copy_from_slice(with);
+        *bytes = Bytes::from(edited);
+        true
+    }
+
     /// The known bytes from `pos` to the end of the piece holding it.
     pub fn at(&self, pos: u64) -> Option<Bytes> {
         let after = self.pieces.partition_point(|(start, _)| *start <= pos);

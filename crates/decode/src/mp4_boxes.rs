@@ -11,7 +11,7 @@
 //! [`KEPT_INDEX_BYTES`]) and answer FFmpeg's reads of the same ranges, so the origin is asked
 //! once. Nothing here panics on any input: all reads are `get`s and all arithmetic is checked.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -58,6 +58,7 @@ const CONTAINERS: &[FourCc] = &[
 const LEAVES: &[FourCc] = &[
     *b"stsz", *b"stz2", *b"stts", *b"ctts", *b"stsc", *b"stco", *b"co64", *b"stss", *b"stps",
     *b"sbgp", *b"sgpd", *b"keys", *b"hdlr", *b"trex", *b"tfhd", *b"trun", *b"cmov", *b"senc",
+    *b"sidx",
 ];
 
 /// Atoms the walk reads: containers, checked leaves and the two with quirks.
@@ -123,8 +124,12 @@ pub(crate) fn check_movie(
     let mut retry = Vec::new();
     let mut fragments: Option<IndexedFragments> = None;
     let mut looked_for_index = reading == FragmentReading::Every;
+    let mut segment_indexes = Vec::new();
     while pos.checked_add(8).is_some_and(|end| end <= file_size) {
         reader.check_deadline()?;
+        if let Some(met) = checker.sidx_refs.get_mut(&pos) {
+            *met = true;
+        }
         let remaining = file_size - pos;
         let head = match reader.known.contiguous(pos, HEAD_READ as usize) {
             Some(known) if known.len() as u64 >= HEAD.min(remaining) => known,
@@ -138,8 +143,11 @@ pub(crate) fn check_movie(
             // Everything FFmpeg would parse at the top level (not mdat, free, …) is read whole.
             Some(kind) if is_checked(&kind) => {
                 let atom = reader.read_atom(pos, total)?;
-                checker.walk_body(&atom, &header, kind)?;
+                checker.walk_body(&atom, pos, &header, kind)?;
                 movies += usize::from(&kind == b"moov");
+                if &kind == b"sidx" {
+                    segment_indexes.push(pos);
+                }
                 if &kind == b"moof" && !looked_for_index && movies > 0 {
                     looked_for_index = true;
                     let body = atom.get(header.header as usize..).unwrap_or_default();
@@ -159,12 +167,32 @@ pub(crate) fn check_movie(
     if movies == 0 {
         for (pos, header) in retry {
             let atom = reader.read_atom(pos, header.total())?;
-            checker.walk_body(&atom, &header, *b"moov")?;
+            checker.walk_body(&atom, pos, &header, *b"moov")?;
             movies += 1;
         }
     }
     if movies == 0 {
         return Err(Error::NotAMovie("no moov atom found".into()));
+    }
+    // FFmpeg parses atoms from wherever a sidx says a fragment starts: only where this walk
+    // met an atom, or at a fragment of the mfra, which `FragmentGate` checks.
+    for (&at, &met) in &checker.sidx_refs {
+        let gated = fragments
+            .as_ref()
+            .is_some_and(|f| f.entries.binary_search_by_key(&at, |e| e.offset).is_ok());
+        if !met && !gated {
+            return Err(Error::NotAMovie(format!(
+                "its sidx box lists a fragment at byte {at}, where no atom starts"
+            )));
+        }
+    }
+    if fragments.is_none() {
+        // Every moof is read here, and FFmpeg must read them all too: a sidx that lists the
+        // fragments to the end of the file would have it read the first only (its sample
+        // table then disagrees with its packets). FFmpeg reads it as `free` instead.
+        for at in segment_indexes {
+            reader.known.overwrite(at + 4, b"free");
+        }
     }
     Ok(CheckedMovie {
         known: reader.known,
@@ -425,7 +453,7 @@ impl FragmentGate {
         let atom = bytes.slice(..usize::try_from(total).unwrap_or(0).min(bytes.len()));
         let mut checker = Checker::new(self.file_size, self.max_samples);
         checker.trex = self.trex.clone();
-        checker.walk_body(&atom, &header, *b"moof")?;
+        checker.walk_body(&atom, entry.offset, &header, *b"moof")?;
         let body = atom.get(header.header as usize..).unwrap_or_default();
         let found = fragments::fragment_samples(body, self.track_id, &self.trex);
         let d = self.frame_duration;
@@ -637,6 +665,11 @@ fn be32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+fn be16(bytes: &[u8], at: usize) -> Option<u16> {
+    let b = bytes.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
 fn be64(bytes: &[u8], at: usize) -> Option<u64> {
     let hi = be32(bytes, at)?;
     let lo = be32(bytes, at.checked_add(4)?)?;
@@ -695,6 +728,12 @@ struct Checker {
     video_tracks: Vec<u32>,
     /// Some track has an edit list.
     edit_lists: bool,
+    /// The address and file offset of the top-level atom being walked: where a sidx's
+    /// references start follows from its own place in the file.
+    origin: Option<(usize, u64)>,
+    /// Byte offsets sidx boxes list as fragment starts, each with whether the walk met a
+    /// top-level atom there (sidx references only ever point forward).
+    sidx_refs: BTreeMap<u64, bool>,
     /// The current fragment's track and default sample size (from tfhd or trex).
     fragment: Option<(u32, u32)>,
     /// Samples the fragments declared so far, per track id.
@@ -718,16 +757,70 @@ impl Checker {
             trex: HashMap::new(),
             video_tracks: Vec::new(),
             edit_lists: false,
+            origin: None,
+            sidx_refs: BTreeMap::new(),
             fragment: None,
             fragment_samples: HashMap::new(),
         }
     }
 
     /// Walks the payload of a top-level atom read whole (`atom` starts with its header).
-    fn walk_body(&mut self, atom: &[u8], header: &Header, kind: FourCc) -> Result<()> {
+    fn walk_body(&mut self, atom: &[u8], at: u64, header: &Header, kind: FourCc) -> Result<()> {
         let start = usize::try_from(header.header).unwrap_or(usize::MAX);
         let body = atom.get(start..).unwrap_or_default();
-        self.visit(ROOT, kind, body, 1)
+        self.origin = Some((atom.as_ptr() as usize, at));
+        let walked = self.visit(ROOT, kind, body, 1);
+        self.origin = None;
+        walked
+    }
+
+    /// A sidx, as FFmpeg's `mov_read_sidx` reads it: each reference becomes a fragment FFmpeg
+    /// may seek to and parse atoms at (checked once the walk is over). Its references start
+    /// after the box, at `first_offset`.
+    fn segment_index(&mut self, kind: &FourCc, body: &[u8]) -> Result<()> {
+        let Some((base, base_at)) = self.origin else {
+            return Ok(());
+        };
+        let version = body.first().copied().unwrap_or(0);
+        if version > 1 {
+            return Ok(()); // FFmpeg ignores it.
+        }
+        let (offset_at, count_at) = if version == 0 { (16, 22) } else { (20, 30) };
+        let first_offset = if version == 0 {
+            be32(body, offset_at).map(u64::from)
+        } else {
+            be64(body, offset_at)
+        };
+        let (Some(first_offset), Some(count)) = (first_offset, be16(body, count_at)) else {
+            return Err(self.not_a_movie(kind, "is too short for its fields"));
+        };
+        let rows = body.get(count_at + 2..).unwrap_or_default();
+        if usize::from(count) * 12 > rows.len() {
+            return Err(self.not_a_movie(
+                kind,
+                format_args!("declares {count} references in {} bytes", rows.len()),
+            ));
+        }
+        let end_of_box = (body.as_ptr() as usize)
+            .checked_sub(base)
+            .and_then(|start| u64::try_from(start.checked_add(body.len())?).ok())
+            .and_then(|end| end.checked_add(base_at));
+        let mut at = end_of_box.and_then(|end| end.checked_add(first_offset));
+        for row in rows.chunks_exact(12).take(usize::from(count)) {
+            let size = be32(row, 0).unwrap_or(0);
+            if size & 0x8000_0000 != 0 {
+                break; // FFmpeg stops at a reference to another sidx.
+            }
+            let Some(start) = at.filter(|&start| start < self.file_size) else {
+                return Err(self.not_a_movie(kind, "lists a fragment past the end of the file"));
+            };
+            self.sidx_refs.entry(start).or_insert(false);
+            if self.sidx_refs.len() as u64 > self.max_samples {
+                return Err(self.too_many(kind, self.sidx_refs.len() as u64, "fragments"));
+            }
+            at = start.checked_add(u64::from(size));
+        }
+        Ok(())
     }
 
     fn walk(&mut self, parent: FourCc, data: &[u8], depth: usize) -> Result<()> {
@@ -1034,6 +1127,7 @@ impl Checker {
                 }
             }
             b"elst" => self.edit_lists = true,
+            b"sidx" => self.segment_index(&kind, body)?,
             b"tfhd" => self.fragment_header(&kind, body)?,
             b"trun" => self.track_run(&kind, body)?,
             _ => {}

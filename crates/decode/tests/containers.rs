@@ -511,6 +511,69 @@ fn hostile_mfra_is_refused() {
     }
 }
 
+/// Fragments listed by `sidx` boxes too — one for the whole file (`global_sidx`), or one before
+/// each fragment (`dash`) —: FFmpeg seeks to what they list and parses atoms there, so each
+/// must be where an atom starts (a fragment the walk or the `mfra` check covers).
+#[test]
+fn sidx_references_must_start_atoms() {
+    let dir = tempfile::tempdir().unwrap();
+    let by_mfra = Limits {
+        scan_whole_up_to: 0,
+        ..Limits::default()
+    };
+    for flags in [
+        "+frag_keyframe+empty_moov+default_base_moof+global_sidx",
+        "+dash",
+    ] {
+        let path = dir.path().join("sidx.mp4");
+        oracle::ffmpeg_write(
+            &[
+                "-i",
+                fixtures::path("h264_longgop_faststart.mp4")
+                    .to_str()
+                    .unwrap(),
+                "-map",
+                "0:v",
+                "-c",
+                "copy",
+                "-movflags",
+                flags,
+            ],
+            &path,
+        );
+        let good = std::fs::read(&path).unwrap();
+        assert!(!atom_offsets(&good, b"sidx").is_empty(), "{flags}");
+        for limits in [&Limits::default(), &by_mfra] {
+            let movie = Movie::open(Arc::new(FileSource::open(&path).unwrap()), limits.clone())
+                .unwrap_or_else(|e| panic!("{flags}: {e}"));
+            assert_eq!(movie.frame_count(), 150, "{flags}");
+            png_of(&movie, 100).unwrap();
+        }
+        // The first sidx's first_offset moved into the mdat.
+        let sidx = atom_offsets(&good, b"sidx")[0];
+        let mut bytes = good.clone();
+        let first_offset = if bytes[sidx + 8] == 0 {
+            sidx + 24
+        } else {
+            sidx + 32
+        };
+        let width = if bytes[sidx + 8] == 0 { 4 } else { 8 };
+        let moved = &mut bytes[first_offset..first_offset + width];
+        moved[width - 2] = moved[width - 2].wrapping_add(1);
+        let hostile = dir.path().join("hostile-sidx.mp4");
+        std::fs::write(&hostile, &bytes).unwrap();
+        for limits in [&Limits::default(), &by_mfra] {
+            match Movie::open(
+                Arc::new(FileSource::open(&hostile).unwrap()),
+                limits.clone(),
+            ) {
+                Err(lazycache_decode::Error::NotAMovie(m)) => assert!(m.contains("sidx"), "{m}"),
+                other => panic!("{flags}: {:?}", other.map(|m| m.frame_count())),
+            }
+        }
+    }
+}
+
 /// How many top-level atoms of `kind` a MOV/MP4 has.
 fn top_level_atoms(path: &Path, kind: &[u8; 4]) -> u64 {
     use std::io::{Read, Seek, SeekFrom};
