@@ -167,6 +167,8 @@ pub(crate) struct FragmentSamples {
     /// The samples' presentation times relative to the first sample's: the decode time so far
     /// plus the composition offset, minus the first sample's offset.
     pub shown_offsets: Vec<i64>,
+    /// The first sample's composition offset.
+    pub first_cts: Option<i64>,
 }
 
 impl FragmentSamples {
@@ -227,6 +229,7 @@ pub(crate) fn fragment_samples(
         }
     }
     found.uniform_duration = durations.flatten();
+    found.first_cts = first_cts;
     found
 }
 

@@ -71,10 +71,11 @@ fn is_checked(kind: &FourCc) -> bool {
 pub(crate) enum FragmentReading {
     /// Every `moof` (small files, and files without a usable index of their fragments).
     Every,
-    /// Where the file's `mfra` lists its fragments and the first and last fragments confirm
-    /// a constant frame rate (the index build): the head, the `mfra` and the last `moof`.
+    /// Where the file lists its fragments (an `mfra`, else a `sidx` to the end of the file) and
+    /// the first and last fragments confirm a constant frame rate (the index build): the head,
+    /// the tail (`mfro`, `mfra`) and the last `moof`.
     Indexed,
-    /// The head and the `mfra` only (a frame of a movie indexed that way): the fragments the
+    /// The head and the tail only (a frame of a movie indexed that way): the fragments the
     /// demuxer reads later are checked as it reaches them (`FragmentGate`).
     Head,
 }
@@ -86,8 +87,8 @@ pub(crate) struct CheckedMovie {
     pub fragments: Option<IndexedFragments>,
 }
 
-/// A fragmented MP4 whose fragments are listed by its `mfra` and numbered at a constant frame
-/// rate: fragment `i` starts with a keyframe shown at `entries[i].time`, frame
+/// A fragmented MP4 whose fragments are listed by its `mfra` or `sidx` and numbered at a
+/// constant frame rate: fragment `i` starts with a keyframe shown at `entries[i].time`, frame
 /// `(time - entries[0].time) / frame_duration` (0-based).
 pub(crate) struct IndexedFragments {
     /// The video track's id (FFmpeg's `AVStream::id`).
@@ -175,7 +176,7 @@ pub(crate) fn check_movie(
         return Err(Error::NotAMovie("no moov atom found".into()));
     }
     // FFmpeg parses atoms from wherever a sidx says a fragment starts: only where this walk
-    // met an atom, or at a fragment of the mfra, which `FragmentGate` checks.
+    // met an atom, or at a listed fragment, which `FragmentGate` checks.
     for (&at, &met) in &checker.sidx_refs {
         let gated = fragments
             .as_ref()
@@ -201,11 +202,12 @@ pub(crate) fn check_movie(
 }
 
 /// The fragments' index of a fragmented MP4 whose first `moof` (`first_body`, at `first_at`)
-/// was just checked: its `mfra`, found from the `mfro` at the end of the file, when it lists
-/// the video track's fragments and they confirm a constant frame rate — the first fragment's
+/// was just checked: its `mfra`, found from the `mfro` at the end of the file, or else its
+/// `sidx`, when it lists the video track's fragments and they confirm a constant frame rate — the first fragment's
 /// samples, every fragment's time on their grid and, for the index build, the last fragment's
 /// samples. `None` (every `moof` is then walked, exactly) when there is no such index or the
-/// fragments read do not confirm it; an error when the `mfra` or the last `moof` is hostile.
+/// fragments read do not confirm it; an error when the `mfra` or the last `moof` is hostile
+/// (a hostile `sidx` was refused by the walk).
 fn indexed_fragments(
     reader: &mut Reader<'_>,
     checker: &mut Checker,
@@ -219,38 +221,39 @@ fn indexed_fragments(
         tracing::debug!("reading every fragment: {why}");
         Ok(None)
     };
-    let [track_id] = checker.video_tracks[..] else {
+    let [(track_id, timescale)] = checker.video_tracks[..] else {
         return not_indexed("not exactly one video track");
     };
     if checker.edit_lists {
         return not_indexed("the movie has an edit list");
     }
-    let tail_len = TAIL_READ.min(file_size);
-    let tail = reader.read(file_size - tail_len, tail_len)?;
-    let Some(mfra_size) = fragments::mfra_size(&tail) else {
-        return not_indexed("no mfro box at the end");
+    let first_samples = fragments::fragment_samples(first_body, track_id, &checker.trex);
+    let listed = match listed_in_mfra(reader, track_id, first_at, limits)? {
+        Some(entries) => Some((entries, None)),
+        None => listed_in_sidx(checker, track_id, timescale, file_size)
+            .zip(first_samples.first_cts)
+            .map(|(entries, cts)| {
+                // FFmpeg takes a sidx's times for the fragments' first decode times ("FIXME" in
+                // mov_read_trun): the keyframe is shown its composition offset later.
+                let shifted = entries
+                    .into_iter()
+                    .map(|e| FragmentEntry {
+                        time: e.time.saturating_add(cts),
+                        ..e
+                    })
+                    .collect();
+                (shifted, Some(cts))
+            }),
     };
-    let mfra_at = file_size.saturating_sub(mfra_size);
-    if mfra_size > limits.index_budget(file_size) || mfra_at <= first_at {
-        return not_indexed("the mfra's size is out of bounds");
-    }
-    let mfra = reader.read(mfra_at, mfra_size)?;
-    if mfra.get(4..8) != Some(b"mfra") {
-        return not_indexed("no mfra box where the mfro points");
-    }
-    let max_entries = u64::try_from(limits.max_samples).unwrap_or(u64::MAX);
-    let tables = fragments::parse_mfra(&mfra, mfra_at, max_entries)?;
-    let Some(table) = tables.into_iter().find(|t| t.track_id == track_id) else {
-        return not_indexed("the mfra does not list the video track");
+    let Some((entries, first_cts)) = listed else {
+        return not_indexed("neither an mfra nor a sidx lists the video track's fragments");
     };
-    let entries = table.entries;
     let (Some(first), Some(last)) = (entries.first().copied(), entries.last().copied()) else {
-        return not_indexed("the mfra lists no fragment");
+        return not_indexed("the index lists no fragment");
     };
     if first.offset != first_at {
-        return not_indexed("the mfra's first fragment is not the first moof");
+        return not_indexed("the index's first fragment is not the first moof");
     }
-    let first_samples = fragments::fragment_samples(first_body, track_id, &checker.trex);
     let Some(frame_duration) = first_samples
         .uniform_duration
         .filter(|&d| d > 0 && first_samples.on_grid(d))
@@ -289,6 +292,7 @@ fn indexed_fragments(
         max_samples: limits.max_samples,
         max_moof_bytes: limits.index_budget(file_size),
         last_samples: None,
+        first_cts,
     };
     let mut last_samples = None;
     if reading == FragmentReading::Indexed {
@@ -315,8 +319,58 @@ fn indexed_fragments(
     }))
 }
 
+/// The video track's fragments as the `mfra` lists them (found from the `mfro` that ends the
+/// file), if it does; an error when it is hostile.
+fn listed_in_mfra(
+    reader: &mut Reader<'_>,
+    track_id: u32,
+    first_at: u64,
+    limits: &Limits,
+) -> Result<Option<Vec<FragmentEntry>>> {
+    let file_size = reader.source.len();
+    let tail_len = TAIL_READ.min(file_size);
+    let tail = reader.read(file_size - tail_len, tail_len)?;
+    let Some(mfra_size) = fragments::mfra_size(&tail) else {
+        return Ok(None);
+    };
+    let mfra_at = file_size.saturating_sub(mfra_size);
+    if mfra_size > limits.index_budget(file_size) || mfra_at <= first_at {
+        return Ok(None);
+    }
+    let mfra = reader.read(mfra_at, mfra_size)?;
+    if mfra.get(4..8) != Some(b"mfra") {
+        return Ok(None);
+    }
+    let max_entries = u64::try_from(limits.max_samples).unwrap_or(u64::MAX);
+    let tables = fragments::parse_mfra(&mfra, mfra_at, max_entries)?;
+    Ok(tables
+        .into_iter()
+        .find(|t| t.track_id == track_id)
+        .map(|t| t.entries))
+}
+
+/// The video track's fragments as the one top-level `sidx` lists them (times as it gives
+/// them), when it lists them to the end of the file — FFmpeg then reads a fragment's `moof`
+/// only when it gets there — in the track's own time scale.
+fn listed_in_sidx(
+    checker: &Checker,
+    track_id: u32,
+    timescale: u32,
+    file_size: u64,
+) -> Option<Vec<FragmentEntry>> {
+    let [(reference, scale, entries, end)] = &checker.segment_indexes[..] else {
+        return None;
+    };
+    let increasing = entries.windows(2).all(|w| match w {
+        [a, b] => a.time < b.time && a.offset < b.offset,
+        _ => true,
+    });
+    (*reference == track_id && *scale == timescale && *end == Some(file_size) && increasing)
+        .then(|| entries.clone())
+}
+
 /// Checks each fragment of an [`IndexedFragments`] movie as the demuxer reaches it: the `moof`
-/// the `mfra` points at, read whole before FFmpeg parses it, must be one (followed by its
+/// the index points at, read whole before FFmpeg parses it, must be one (followed by its
 /// `mdat`), pass the walk's checks, and hold samples that keep the constant-rate numbering the
 /// movie's frames were given — else the read fails with the reason.
 pub(crate) struct FragmentGate {
@@ -332,6 +386,9 @@ pub(crate) struct FragmentGate {
     max_samples: usize,
     max_moof_bytes: u64,
     last_samples: Option<u64>,
+    /// Fragments listed by a sidx: their times were taken as the first's composition offset
+    /// after each fragment's first decode time, so each must have that offset.
+    first_cts: Option<i64>,
 }
 
 /// What is known of one fragment.
@@ -373,8 +430,8 @@ impl FragmentGate {
         // the movie again now would change what earlier answers meant. So its frames are
         // refused; the metadata's `frame_numbers` said "constant-rate" all along.
         Some(Error::Decode(format!(
-            "this fragmented MP4's frames are numbered at a constant frame rate from its mfra \
-             index, but the fragment at byte {} {why}, so its frames cannot be served exactly",
+            "this fragmented MP4's frames are numbered at a constant frame rate from its index \
+             of fragments, but the fragment at byte {} {why}, so its frames cannot be served exactly",
             entry.offset
         )))
     }
@@ -406,7 +463,7 @@ impl FragmentGate {
         i: usize,
     ) -> Result<(Bytes, std::result::Result<u64, String>)> {
         let Some(entry) = self.entries.get(i).copied() else {
-            return Err(Error::BadIndex("a fragment outside the mfra".into()));
+            return Err(Error::BadIndex("a fragment outside the index".into()));
         };
         let remaining = self.file_size.saturating_sub(entry.offset);
         let read = |len: u64| -> Result<Bytes> {
@@ -423,7 +480,8 @@ impl FragmentGate {
         };
         let not_a_fragment = || {
             Error::NotAMovie(format!(
-                "its mfra points at byte {}, which is not a moof box followed by its mdat",
+                "its index of fragments (mfra or sidx) points at byte {}, which is not a moof \
+                 box followed by its mdat",
                 entry.offset
             ))
         };
@@ -461,7 +519,12 @@ impl FragmentGate {
             Some(next) => u64::try_from((next.time - entry.time) / i64::from(d)).ok(),
             None => self.last_samples,
         };
-        let verdict = if !found.on_grid(d) {
+        let verdict = if self.first_cts.is_some() && found.first_cts != self.first_cts {
+            Err(format!(
+                "shows its first sample {:?} ticks after its decode time, not {:?}",
+                found.first_cts, self.first_cts
+            ))
+        } else if !found.on_grid(d) {
             Err(format!(
                 "does not start with a keyframe or is not shown one frame every {d} ticks ({} samples, durations {:?})",
                 found.samples, found.uniform_duration
@@ -701,6 +764,8 @@ struct Track {
     id: u32,
     /// Its mdia/hdlr names a video handler.
     video_handler: bool,
+    /// Its mdhd's time scale.
+    timescale: u32,
     /// Its mdia/hdlr names a sound handler.
     sound_handler: bool,
     /// Some other handler in it names video or subtitles (or cannot be read).
@@ -724,8 +789,11 @@ struct Checker {
     /// trex: track id → default sample duration, size and flags (the first one counts, as in
     /// FFmpeg).
     trex: HashMap<u32, TrackDefaults>,
-    /// The ids of the tracks with a video handler.
-    video_tracks: Vec<u32>,
+    /// The ids and time scales of the tracks with a video handler.
+    video_tracks: Vec<(u32, u32)>,
+    /// The top-level sidx boxes: reference id, time scale, each fragment's earliest time and
+    /// offset, and where the last one ends.
+    segment_indexes: Vec<(u32, u32, Vec<FragmentEntry>, Option<u64>)>,
     /// Some track has an edit list.
     edit_lists: bool,
     /// The address and file offset of the top-level atom being walked: where a sidx's
@@ -756,6 +824,7 @@ impl Checker {
             track: None,
             trex: HashMap::new(),
             video_tracks: Vec::new(),
+            segment_indexes: Vec::new(),
             edit_lists: false,
             origin: None,
             sidx_refs: BTreeMap::new(),
@@ -777,7 +846,7 @@ impl Checker {
     /// A sidx, as FFmpeg's `mov_read_sidx` reads it: each reference becomes a fragment FFmpeg
     /// may seek to and parse atoms at (checked once the walk is over). Its references start
     /// after the box, at `first_offset`.
-    fn segment_index(&mut self, kind: &FourCc, body: &[u8]) -> Result<()> {
+    fn segment_index(&mut self, kind: &FourCc, body: &[u8], top_level: bool) -> Result<()> {
         let Some((base, base_at)) = self.origin else {
             return Ok(());
         };
@@ -806,10 +875,17 @@ impl Checker {
             .and_then(|start| u64::try_from(start.checked_add(body.len())?).ok())
             .and_then(|end| end.checked_add(base_at));
         let mut at = end_of_box.and_then(|end| end.checked_add(first_offset));
+        let mut time = if version == 0 {
+            be32(body, 12).map(u64::from)
+        } else {
+            be64(body, 12)
+        };
+        let mut listed = Vec::new();
         for row in rows.chunks_exact(12).take(usize::from(count)) {
             let size = be32(row, 0).unwrap_or(0);
             if size & 0x8000_0000 != 0 {
-                break; // FFmpeg stops at a reference to another sidx.
+                time = None; // FFmpeg stops at a reference to another sidx.
+                break;
             }
             let Some(start) = at.filter(|&start| start < self.file_size) else {
                 return Err(self.not_a_movie(kind, "lists a fragment past the end of the file"));
@@ -818,7 +894,20 @@ impl Checker {
             if self.sidx_refs.len() as u64 > self.max_samples {
                 return Err(self.too_many(kind, self.sidx_refs.len() as u64, "fragments"));
             }
+            if let Some(t) = time.and_then(|t| i64::try_from(t).ok()) {
+                listed.push(FragmentEntry {
+                    time: t,
+                    offset: start,
+                });
+            }
             at = start.checked_add(u64::from(size));
+            time = time.and_then(|t| t.checked_add(u64::from(be32(row, 4).unwrap_or(0))));
+        }
+        if top_level && time.is_some() && listed.len() == usize::from(count) {
+            let (Some(reference), Some(scale)) = (be32(body, 4), be32(body, 8)) else {
+                return Ok(());
+            };
+            self.segment_indexes.push((reference, scale, listed, at));
         }
         Ok(())
     }
@@ -850,7 +939,7 @@ impl Checker {
                 if let Some(track) = track {
                     self.end_track(&track)?;
                     if track.video_handler {
-                        self.video_tracks.push(track.id);
+                        self.video_tracks.push((track.id, track.timescale));
                     }
                 }
                 Ok(())
@@ -1127,7 +1216,13 @@ impl Checker {
                 }
             }
             b"elst" => self.edit_lists = true,
-            b"sidx" => self.segment_index(&kind, body)?,
+            b"sidx" => self.segment_index(&kind, body, &parent == b"root")?,
+            b"mdhd" => {
+                let at = if body.first() == Some(&1) { 20 } else { 12 };
+                if let (Some(track), Some(scale)) = (self.track.as_mut(), be32(body, at)) {
+                    track.timescale = scale;
+                }
+            }
             b"tfhd" => self.fragment_header(&kind, body)?,
             b"trun" => self.track_run(&kind, body)?,
             _ => {}
@@ -1511,6 +1606,54 @@ mod tests {
             c.visit(ROOT, *b"moof", &moof(100, 0x200), 1),
             Err(Error::IndexTooLarge(_))
         ));
+    }
+
+    #[test]
+    fn sidx_references_are_bounded_and_recorded() {
+        // A version-0 sidx for track 1 at 1/1000 s: first_offset 0, `count` references.
+        let sidx = |count: u16, rows: &[(u32, u32)]| {
+            let mut body = full(&[1, 1000, 0, 0]);
+            body.extend_from_slice(&[0, 0]);
+            body.extend_from_slice(&count.to_be_bytes());
+            for &(size, duration) in rows {
+                for v in [size, duration, 0x9000_0000] {
+                    body.extend_from_slice(&v.to_be_bytes());
+                }
+            }
+            atom(b"sidx", &body)
+        };
+        let walk = |c: &mut Checker, bytes: &[u8]| {
+            let header = Header::parse(bytes, bytes.len() as u64).unwrap();
+            c.walk_body(bytes, 100, &header, *b"sidx")
+        };
+        let mut c = checker();
+        let good = sidx(2, &[(500, 40), (700, 40)]);
+        walk(&mut c, &good).unwrap();
+        let end = 100 + good.len() as u64;
+        assert_eq!(
+            c.sidx_refs.keys().copied().collect::<Vec<_>>(),
+            [end, end + 500]
+        );
+        let (track, scale, listed, last) = &c.segment_indexes[0];
+        assert_eq!((*track, *scale, *last), (1, 1000, Some(end + 1200)));
+        assert_eq!(
+            listed[1],
+            FragmentEntry {
+                time: 40,
+                offset: end + 500
+            }
+        );
+        // More references than the box holds; a reference past the end of the file.
+        let err = walk(&mut checker(), &sidx(60_000, &[(500, 40)])).unwrap_err();
+        assert!(
+            matches!(err, Error::NotAMovie(ref m) if m.contains("references")),
+            "{err}"
+        );
+        let err = walk(&mut checker(), &sidx(2, &[(2_000_000, 40), (1, 1)])).unwrap_err();
+        assert!(
+            matches!(err, Error::NotAMovie(ref m) if m.contains("past the end")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -453,6 +453,54 @@ fn fragmented_mp4_numbered_by_its_mfra_only_at_a_constant_rate() {
     }
 }
 
+/// Without an `mfra`, a `sidx` that lists the fragments to the end of the file (FFmpeg's
+/// `global_sidx` without its trailer) indexes them the same way: FFmpeg takes its times for
+/// each fragment's first decode time, so the first shown frame is a composition offset later.
+#[test]
+fn fragmented_mp4_indexed_by_a_sidx_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sidx-only.mp4");
+    oracle::ffmpeg_write(
+        &[
+            "-i",
+            fixtures::path("h264_longgop_faststart.mp4")
+                .to_str()
+                .unwrap(),
+            "-map",
+            "0:v",
+            "-c",
+            "copy",
+            "-movflags",
+            "+frag_keyframe+empty_moov+default_base_moof+global_sidx+skip_trailer",
+        ],
+        &path,
+    );
+    assert_eq!(top_level_atoms(&path, b"mfra"), 0);
+    assert_eq!(top_level_atoms(&path, b"sidx"), 1);
+    let source = Counting::open(&path);
+    let by_index = Limits {
+        scan_whole_up_to: 0,
+        ..Limits::default()
+    };
+    let movie = Movie::open(source.clone(), by_index).unwrap();
+    let (_, reads) = source.take();
+    assert!(reads <= 4, "{reads} reads");
+    assert_eq!(movie.metadata().frame_numbers, "constant-rate");
+    let full = Movie::open(
+        Arc::new(FileSource::open(&path).unwrap()),
+        Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(full.metadata().frame_numbers, "samples");
+    assert_eq!((movie.frame_count(), full.frame_count()), (150, 150));
+    for n in [1, 2, 59, 60, 61, 100, 121, 149, 150] {
+        assert!(
+            png_of(&movie, n).unwrap() == png_of(&full, n).unwrap(),
+            "frame {n} differs"
+        );
+    }
+}
+
 /// A hostile `mfra` is refused before FFmpeg reads it, in a few reads.
 #[test]
 fn hostile_mfra_is_refused() {
