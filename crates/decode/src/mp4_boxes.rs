@@ -98,8 +98,17 @@ pub(crate) struct IndexedFragments {
     pub entries: Vec<FragmentEntry>,
     /// The last fragment's samples (read for the index build only).
     pub last_samples: Option<u64>,
+    /// Where the listed fragments end: the `mfra`, or the end of the file.
+    pub listed_end: u64,
     /// Checks each fragment the demuxer reaches later.
     pub gate: FragmentGate,
+}
+
+impl IndexedFragments {
+    /// Where the second fragment starts (where the fragments end when there is one).
+    fn next_after_first(&self) -> u64 {
+        self.entries.get(1).map_or(self.listed_end, |e| e.offset)
+    }
 }
 
 /// Checks the movie atoms of `source` (a MOV/MP4) before FFmpeg opens it, and returns the bytes
@@ -158,7 +167,19 @@ pub(crate) fn check_movie(
             }
             // FFmpeg, given the fragments' index, stops reading the top level at the first
             // `mdat` after the `moov`: so does this walk.
-            _ if &header.kind == b"mdat" && fragments.is_some() => break,
+            _ if &header.kind == b"mdat" && fragments.is_some() => {
+                // … and goes on from the atom after that `mdat` when it has shown the first
+                // fragment's samples: the second listed fragment, or what ends the fragments.
+                let next = pos.saturating_add(total);
+                if fragments
+                    .as_ref()
+                    .is_some_and(|f| f.next_after_first() == next)
+                {
+                    break;
+                }
+                tracing::debug!("reading every fragment: the second is not after the first");
+                fragments = None;
+            }
             _ if &header.kind == b"free" && header.peeks_movie() => retry.push((pos, header)),
             _ => {}
         }
@@ -229,7 +250,7 @@ fn indexed_fragments(
     }
     let first_samples = fragments::fragment_samples(first_body, track_id, &checker.trex);
     let listed = match listed_in_mfra(reader, track_id, first_at, limits)? {
-        Some(entries) => Some((entries, None)),
+        Some((entries, mfra_at)) => Some((entries, None, mfra_at)),
         None => listed_in_sidx(checker, track_id, timescale, file_size)
             .zip(first_samples.first_cts)
             .map(|(entries, cts)| {
@@ -242,10 +263,10 @@ fn indexed_fragments(
                         ..e
                     })
                     .collect();
-                (shifted, Some(cts))
+                (shifted, Some(cts), file_size)
             }),
     };
-    let Some((entries, first_cts)) = listed else {
+    let Some((entries, first_cts, listed_end)) = listed else {
         return not_indexed("neither an mfra nor a sidx lists the video track's fragments");
     };
     let (Some(first), Some(last)) = (entries.first().copied(), entries.last().copied()) else {
@@ -315,6 +336,7 @@ fn indexed_fragments(
         frame_duration,
         entries,
         last_samples,
+        listed_end,
         gate,
     }))
 }
@@ -326,7 +348,7 @@ fn listed_in_mfra(
     track_id: u32,
     first_at: u64,
     limits: &Limits,
-) -> Result<Option<Vec<FragmentEntry>>> {
+) -> Result<Option<(Vec<FragmentEntry>, u64)>> {
     let file_size = reader.source.len();
     let tail_len = TAIL_READ.min(file_size);
     let tail = reader.read(file_size - tail_len, tail_len)?;
@@ -346,7 +368,7 @@ fn listed_in_mfra(
     Ok(tables
         .into_iter()
         .find(|t| t.track_id == track_id)
-        .map(|t| t.entries))
+        .map(|t| (t.entries, mfra_at)))
 }
 
 /// The video track's fragments as the one top-level `sidx` lists them (times as it gives

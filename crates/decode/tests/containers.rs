@@ -547,6 +547,24 @@ fn hostile_mfra_is_refused() {
         let (_, reads) = source.take();
         assert!(reads <= 3, "{what}: {reads} reads");
     }
+    // An atom the mfra does not list right after the first fragment's mdat (here an 8-byte
+    // free atom; the listed offsets after it moved along): FFmpeg would go on parsing there
+    // after the first fragment, unchecked, so every moof is walked instead.
+    let moof2 = atom_offsets(&good, b"moof")[1];
+    let mut bytes = good[..moof2].to_vec();
+    bytes.extend_from_slice(&[0, 0, 0, 8, b'f', b'r', b'e', b'e']);
+    bytes.extend_from_slice(&good[moof2..]);
+    for row in 1..3 {
+        // The mfra moved 8 bytes along too; each offset follows its 8-byte time.
+        let at = entries + 8 + row * 19 + 8;
+        let offset = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+        bytes[at..at + 8].copy_from_slice(&(offset + 8).to_be_bytes());
+    }
+    let path = dir.path().join("unlisted.mp4");
+    std::fs::write(&path, &bytes).unwrap();
+    let movie = Movie::open(Arc::new(FileSource::open(&path).unwrap()), by_mfra.clone()).unwrap();
+    assert_eq!(movie.metadata().frame_numbers, "samples");
+    assert_eq!(movie.frame_count(), 150);
     // The last entry pointing at an mdat instead of its moof.
     let mut bytes = good.clone();
     let mdat = atom_offsets(&good, b"mdat")[2] as u64;

@@ -83,6 +83,7 @@ fn build_with(
                 entries,
                 last_samples,
                 gate,
+                ..
             } = f;
             let demuxer =
                 Demuxer::open_fragmented(Arc::clone(&source), known, fetch_cap, timeout, gate)?;
