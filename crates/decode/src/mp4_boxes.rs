@@ -314,6 +314,7 @@ fn indexed_fragments(
         max_moof_bytes: limits.index_budget(file_size),
         last_samples: None,
         first_cts,
+        listed_end,
     };
     let mut last_samples = None;
     if reading == FragmentReading::Indexed {
@@ -411,6 +412,8 @@ pub(crate) struct FragmentGate {
     /// Fragments listed by a sidx: their times were taken as the first's composition offset
     /// after each fragment's first decode time, so each must have that offset.
     first_cts: Option<i64>,
+    /// Where the listed fragments end (the `mfra`, or the end of the file).
+    listed_end: u64,
 }
 
 /// What is known of one fragment.
@@ -527,9 +530,18 @@ impl FragmentGate {
             .ok()
             .and_then(|t| bytes.get(t..))
             .and_then(|rest| Header::parse(rest, remaining - total));
-        if next.is_none_or(|next| &next.kind != b"mdat") {
+        let Some(mdat) = next.filter(|next| &next.kind == b"mdat") else {
             return Err(not_a_fragment());
-        }
+        };
+        // FFmpeg goes on from the atom after this mdat once it has shown these samples.
+        let after = entry
+            .offset
+            .saturating_add(total)
+            .saturating_add(mdat.total());
+        let listed_after = self
+            .entries
+            .get(i + 1)
+            .map_or(self.listed_end, |e| e.offset);
         let atom = bytes.slice(..usize::try_from(total).unwrap_or(0).min(bytes.len()));
         let mut checker = Checker::new(self.file_size, self.max_samples);
         checker.trex = self.trex.clone();
@@ -541,7 +553,12 @@ impl FragmentGate {
             Some(next) => u64::try_from((next.time - entry.time) / i64::from(d)).ok(),
             None => self.last_samples,
         };
-        let verdict = if self.first_cts.is_some() && found.first_cts != self.first_cts {
+        let verdict = if after != listed_after {
+            Err(format!(
+                "is followed at byte {after} by an atom its index does not list (the next \
+                 listed one is at byte {listed_after})"
+            ))
+        } else if self.first_cts.is_some() && found.first_cts != self.first_cts {
             Err(format!(
                 "shows its first sample {:?} ticks after its decode time, not {:?}",
                 found.first_cts, self.first_cts

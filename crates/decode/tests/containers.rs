@@ -565,6 +565,33 @@ fn hostile_mfra_is_refused() {
     let movie = Movie::open(Arc::new(FileSource::open(&path).unwrap()), by_mfra.clone()).unwrap();
     assert_eq!(movie.metadata().frame_numbers, "samples");
     assert_eq!(movie.frame_count(), 150);
+    // The same after the second fragment, which only a frame reads: its frames are refused,
+    // FFmpeg never goes past its moof, the other fragments' frames are served.
+    let moof3 = atom_offsets(&good, b"moof")[2];
+    let mut bytes = good[..moof3].to_vec();
+    bytes.extend_from_slice(&[0, 0, 0, 8, b'f', b'r', b'e', b'e']);
+    bytes.extend_from_slice(&good[moof3..]);
+    let at = entries + 8 + 2 * 19 + 8;
+    let offset = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+    bytes[at..at + 8].copy_from_slice(&(offset + 8).to_be_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let movie = Movie::open(Arc::new(FileSource::open(&path).unwrap()), by_mfra.clone()).unwrap();
+    assert_eq!(movie.metadata().frame_numbers, "constant-rate");
+    match png_of(&movie, 75) {
+        Err(lazycache_decode::Error::Decode(m)) => assert!(m.contains("does not list"), "{m}"),
+        other => panic!("frame 75: {:?}", other.map(|b| b.len())),
+    }
+    let full = Movie::open(
+        Arc::new(FileSource::open(&path).unwrap()),
+        Limits::default(),
+    )
+    .unwrap();
+    for n in [1, 140] {
+        assert!(
+            png_of(&movie, n).unwrap() == png_of(&full, n).unwrap(),
+            "frame {n}"
+        );
+    }
     // The last entry pointing at an mdat instead of its moof.
     let mut bytes = good.clone();
     let mdat = atom_offsets(&good, b"mdat")[2] as u64;
