@@ -84,7 +84,8 @@ pub(crate) struct IoState {
     stop_at: u64,
     /// Set when a read met `stop_at`: what the demuxer gives from then on may be cut short.
     pub stopped: bool,
-    /// A fragmented MP4 read by its `mfra`: each `moof` is checked before FFmpeg reads it.
+    /// A fragmented MP4 read by its index of fragments (`mfra` or `sidx`): each `moof` is
+    /// checked before FFmpeg reads it.
     gate: Option<FragmentGate>,
 }
 
@@ -169,7 +170,7 @@ impl IoState {
         Ok(n)
     }
 
-    /// Checks fragment `i` of a fragmented MP4 read by its `mfra` (when not yet), and refuses
+    /// Checks fragment `i` of a fragmented MP4 read by its index (when not yet), and refuses
     /// its frames when its samples break the movie's frame numbering.
     fn require_fragment(&mut self, i: usize) -> Result<()> {
         let Some(gate) = self.gate.as_mut() else {
@@ -309,10 +310,11 @@ impl Demuxer {
         Self::open_with(source, known, fetch_cap, timeout, None)
     }
 
-    /// [`Demuxer::open`] for a fragmented MP4 whose `mfra` lists its fragments (checked by
-    /// `mp4_boxes.rs`): FFmpeg reads that index instead of every `moof` (`use_mfra_for`, by
-    /// presentation time: the times the `mfra` lists are the fragments' first shown frames),
-    /// reads a fragment's `moof` when it gets there, and `gate` checks each such `moof` first.
+    /// [`Demuxer::open`] for a fragmented MP4 whose `mfra` or `sidx` lists its fragments
+    /// (checked by `mp4_boxes.rs`): FFmpeg reads that index instead of every `moof`
+    /// (`use_mfra_for`, by presentation time: the times an `mfra` lists are the fragments' first
+    /// shown frames; a `sidx` to the end of the file is used by FFmpeg anyway), reads a
+    /// fragment's `moof` when it gets there, and `gate` checks each such `moof` first.
     pub fn open_fragmented(
         source: Arc<dyn ByteSource>,
         known: KnownBytes,

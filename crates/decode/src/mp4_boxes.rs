@@ -10,6 +10,10 @@
 //! its atom's payload and with [`Limits::max_samples`]. The bytes read here are kept (up to
 //! [`KEPT_INDEX_BYTES`]) and answer FFmpeg's reads of the same ranges, so the origin is asked
 //! once. Nothing here panics on any input: all reads are `get`s and all arithmetic is checked.
+//!
+//! A large fragmented MP4 whose `mfra` (or a `sidx` to the end of the file) lists its fragments
+//! is not walked whole: the head, that index and the last `moof` are read, and `FragmentGate`
+//! checks every other `moof` when FFmpeg is about to read it (see `check_movie`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
