@@ -14,6 +14,7 @@ use crate::decoder::DECODER_WHITELIST;
 use crate::error::{Error, Result, av_error_string};
 use crate::ffmpeg_log;
 use crate::limits::{ANALYZE_DURATION_US, FORMAT_PROBE_BYTES, MAX_STREAMS, STREAM_PROBE_BYTES};
+use crate::mp4_boxes::FragmentGate;
 use crate::source::ByteSource;
 
 /// FFmpeg's name of the QuickTime/MP4 demuxer (see [`DEMUXERS`]).
@@ -83,6 +84,9 @@ pub(crate) struct IoState {
     stop_at: u64,
     /// Set when a read met `stop_at`: what the demuxer gives from then on may be cut short.
     pub stopped: bool,
+    /// A fragmented MP4 read by its index of fragments (`mfra` or `sidx`): each `moof` is
+    /// checked before FFmpeg reads it.
+    gate: Option<FragmentGate>,
 }
 
 impl IoState {
@@ -93,10 +97,21 @@ impl IoState {
         if self.pos >= self.len || buf.is_empty() {
             return Ok(0);
         }
-        let remaining = self.len - self.pos;
+        // A fragment found off the movie's frame grid ends the movie there (see FragmentGate).
+        let end = self
+            .gate
+            .as_ref()
+            .map_or(self.len, |g| g.broken_from.min(self.len));
+        if self.pos >= end {
+            return Ok(0);
+        }
+        let remaining = end - self.pos;
         let max = (buf.len() as u64).min(remaining) as usize;
         if let Some(known) = self.known.at(self.pos) {
             let n = known.len().min(max);
+            if self.check_fragments(self.pos + n as u64)? {
+                return self.read(buf);
+            }
             buf[..n].copy_from_slice(&known[..n]);
             self.pos += n as u64;
             return Ok(n);
@@ -124,6 +139,9 @@ impl IoState {
             return Ok(0);
         }
         want = want.min(usize::try_from(self.stop_at - self.pos).unwrap_or(usize::MAX));
+        if self.check_fragments(self.pos + want as u64)? {
+            return self.read(buf);
+        }
         if self.fetched + want as u64 > self.fetch_cap {
             return Err(Error::IndexTooLarge(format!(
                 "reading it needs more than {} bytes (the configured cap)",
@@ -150,6 +168,39 @@ impl IoState {
         self.pos += n as u64;
         self.sequential_end = self.pos;
         Ok(n)
+    }
+
+    /// Checks fragment `i` of a fragmented MP4 read by its index (when not yet), and refuses
+    /// its frames when its samples break the movie's frame numbering.
+    fn require_fragment(&mut self, i: usize) -> Result<()> {
+        let Some(gate) = self.gate.as_mut() else {
+            return Ok(());
+        };
+        if !gate.is_checked(i) {
+            let (at, bytes) = gate.check(&*self.source, i)?;
+            self.fetched += bytes.len() as u64;
+            self.known.insert(at, bytes);
+        }
+        match self.gate.as_ref().and_then(|g| g.refusal(i)) {
+            Some(refusal) => Err(refusal),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks the first fragment not checked yet whose `moof` starts between the position and
+    /// `end` (a read is about to hand FFmpeg those bytes), keeping its bytes; true when one
+    /// was (the read starts again, from them or up to them).
+    fn check_fragments(&mut self, end: u64) -> std::result::Result<bool, Error> {
+        let Some(gate) = self.gate.as_mut() else {
+            return Ok(false);
+        };
+        let Some(fragment) = gate.unchecked_in(self.pos, end) else {
+            return Ok(false);
+        };
+        let (at, bytes) = gate.check(&*self.source, fragment)?;
+        self.fetched += bytes.len() as u64;
+        self.known.insert(at, bytes);
+        Ok(true)
     }
 
     fn zero_run_end(&self, pos: u64) -> Option<u64> {
@@ -256,6 +307,32 @@ impl Demuxer {
         fetch_cap: u64,
         timeout: std::time::Duration,
     ) -> Result<Self> {
+        Self::open_with(source, known, fetch_cap, timeout, None)
+    }
+
+    /// [`Demuxer::open`] for a fragmented MP4 whose `mfra` or `sidx` lists its fragments
+    /// (checked by `mp4_boxes.rs`): FFmpeg reads that index instead of every `moof`
+    /// (`use_mfra_for`, by presentation time: the times an `mfra` lists are the fragments' first
+    /// shown frames; a `sidx` to the end of the file is used by FFmpeg anyway), reads a
+    /// fragment's `moof` when it gets there, and `gate` checks each such `moof` first.
+    pub fn open_fragmented(
+        source: Arc<dyn ByteSource>,
+        known: KnownBytes,
+        fetch_cap: u64,
+        timeout: std::time::Duration,
+        gate: FragmentGate,
+    ) -> Result<Self> {
+        Self::open_with(source, known, fetch_cap, timeout, Some(gate))
+    }
+
+    fn open_with(
+        source: Arc<dyn ByteSource>,
+        known: KnownBytes,
+        fetch_cap: u64,
+        timeout: std::time::Duration,
+        gate: Option<FragmentGate>,
+    ) -> Result<Self> {
+        let use_mfra = gate.is_some();
         let format = demuxer_for(&*source)?;
         ffmpeg_log::init();
         ffmpeg_log::clear_last_error();
@@ -275,6 +352,7 @@ impl Demuxer {
             next_read: INITIAL_READ,
             stop_at: u64::MAX,
             stopped: false,
+            gate,
         });
         // SAFETY: plain allocation calls; every pointer is checked and owned by `Demuxer` below,
         // whose Drop releases them (also on the error paths, once `demuxer` exists).
@@ -327,9 +405,18 @@ impl Demuxer {
                 return Err(Error::Decode("out of memory for the whitelists".into()));
             }
             let empty = CString::default();
+            let mut options: *mut ffi::AVDictionary = ptr::null_mut();
+            if use_mfra
+                && ffi::av_dict_set(&mut options, c"use_mfra_for".as_ptr(), c"pts".as_ptr(), 0) < 0
+            {
+                ffi::avformat_free_context(ctx);
+                return Err(Error::Decode(
+                    "out of memory for the demuxer's options".into(),
+                ));
+            }
             // On failure avformat_open_input frees ctx and sets it to null.
-            let ret =
-                ffi::avformat_open_input(&mut ctx, empty.as_ptr(), ptr::null(), ptr::null_mut());
+            let ret = ffi::avformat_open_input(&mut ctx, empty.as_ptr(), ptr::null(), &mut options);
+            ffi::av_dict_free(&mut options);
             demuxer.ctx = ctx;
             if ret < 0 {
                 return Err(demuxer.open_error(ret));
@@ -345,6 +432,16 @@ impl Demuxer {
                 }
             }
             Ok(demuxer)
+        }
+    }
+
+    /// Before seeking a fragmented MP4 read by its `mfra` to `pts`: checks the fragment whose
+    /// frames start there, and refuses them (in words) when it breaks the movie's numbering —
+    /// rather than the demuxer meeting the end of the movie there.
+    pub fn require_fragment_at(&mut self, pts: i64) -> Result<()> {
+        match self.state.gate.as_ref().and_then(|g| g.fragment_at(pts)) {
+            Some(i) => self.state.require_fragment(i),
+            None => Ok(()),
         }
     }
 
@@ -482,6 +579,28 @@ pub(crate) struct KnownBytes {
 }
 
 impl KnownBytes {
+    /// Overwrites known bytes at `pos` with `with` (what FFmpeg is to read there instead);
+    /// false, changing nothing, when they are not all known.
+    pub fn overwrite(&mut self, pos: u64, with: &[u8]) -> bool {
+        let after = self.pieces.partition_point(|(start, _)| *start <= pos);
+        let Some((start, bytes)) = after.checked_sub(1).and_then(|i| self.pieces.get_mut(i)) else {
+            return false;
+        };
+        let Some(at) = usize::try_from(pos - *start).ok() else {
+            return false;
+        };
+        let mut edited = bytes.to_vec();
+        let Some(slot) = at
+            .checked_add(with.len())
+            .and_then(|end| edited.get_mut(at..end))
+        else {
+            return false;
+        };
+        slot.copy_from_slice(with);
+        *bytes = Bytes::from(edited);
+        true
+    }
+
     /// The known bytes from `pos` to the end of the piece holding it.
     pub fn at(&self, pos: u64) -> Option<Bytes> {
         let after = self.pieces.partition_point(|(start, _)| *start <= pos);

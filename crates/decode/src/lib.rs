@@ -11,6 +11,7 @@ mod decoder;
 pub mod encode;
 pub mod error;
 mod ffmpeg_log;
+mod fragments;
 pub mod index;
 mod jpeg_from_yuv;
 pub mod limits;

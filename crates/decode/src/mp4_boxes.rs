@@ -10,14 +10,19 @@
 //! its atom's payload and with [`Limits::max_samples`]. The bytes read here are kept (up to
 //! [`KEPT_INDEX_BYTES`]) and answer FFmpeg's reads of the same ranges, so the origin is asked
 //! once. Nothing here panics on any input: all reads are `get`s and all arithmetic is checked.
+//!
+//! A large fragmented MP4 whose `mfra` (or a `sidx` to the end of the file) lists its fragments
+//! is not walked whole: the head, that index and the last `moof` are read, and `FragmentGate`
+//! checks every other `moof` when FFmpeg is about to read it (see `check_movie`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::avio::KnownBytes;
 use crate::error::{Error, Result};
+use crate::fragments::{self, FragmentEntry, TrackDefaults};
 use crate::limits::{KEPT_INDEX_BYTES, Limits};
 use crate::source::ByteSource;
 
@@ -37,7 +42,10 @@ const HEAD_READ: u64 = 4 * 1024;
 /// Past the first atoms, a file's rest up to this size is read at once where its head is not
 /// known: after the `mdat` of a movie with its `moov` at the end (CamHD's layout: ~300 KB for
 /// 25,000 frames), the moov comes in the same request as its header.
-const TAIL_READ: u64 = 2 * 1024 * 1024;
+const REST_READ: u64 = 2 * 1024 * 1024;
+/// Read at the end of a file for its `mfro` box and, in one request, the `mfra` before it
+/// (64 fragments take 1.3 KB).
+const TAIL_READ: u64 = 64 * 1024;
 /// Nesting FFmpeg accepts below the top level ("Atoms too deeply nested" past it).
 const MAX_DEPTH: usize = 10;
 /// FFmpeg's `max_stts_delta`: larger sample durations are read as 1.
@@ -58,6 +66,7 @@ const CONTAINERS: &[FourCc] = &[
 const LEAVES: &[FourCc] = &[
     *b"stsz", *b"stz2", *b"stts", *b"ctts", *b"stsc", *b"stco", *b"co64", *b"stss", *b"stps",
     *b"sbgp", *b"sgpd", *b"keys", *b"hdlr", *b"trex", *b"tfhd", *b"trun", *b"cmov", *b"senc",
+    *b"sidx",
 ];
 
 /// Atoms the walk reads: containers, checked leaves and the two with quirks.
@@ -65,9 +74,58 @@ fn is_checked(kind: &FourCc) -> bool {
     CONTAINERS.contains(kind) || LEAVES.contains(kind) || kind == b"meta" || kind == b"stsd"
 }
 
+/// How much of a fragmented MP4 [`check_movie`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FragmentReading {
+    /// Every `moof` (small files, and files without a usable index of their fragments).
+    Every,
+    /// Where the file lists its fragments (an `mfra`, else a `sidx` to the end of the file) and
+    /// the first and last fragments confirm a constant frame rate (the index build): the head,
+    /// the tail (`mfro`, `mfra`) and the last `moof`.
+    Indexed,
+    /// The head and the tail only (a frame of a movie indexed that way): the fragments the
+    /// demuxer reads later are checked as it reaches them (`FragmentGate`).
+    Head,
+}
+
+/// What [`check_movie`] read: the bytes, for FFmpeg's reads of the same ranges, and the
+/// fragments' index when the movie's `moof`s are left for later.
+pub(crate) struct CheckedMovie {
+    pub known: KnownBytes,
+    pub fragments: Option<IndexedFragments>,
+}
+
+/// A fragmented MP4 whose fragments are listed by its `mfra` or `sidx` and numbered at a
+/// constant frame rate: fragment `i` starts with a keyframe shown at `entries[i].time`, frame
+/// `(time - entries[0].time) / frame_duration` (0-based).
+pub(crate) struct IndexedFragments {
+    /// The video track's id (FFmpeg's `AVStream::id`).
+    pub track_id: u32,
+    /// Each sample's duration, in the track's time scale.
+    pub frame_duration: u32,
+    pub entries: Vec<FragmentEntry>,
+    /// The last fragment's samples (read for the index build only).
+    pub last_samples: Option<u64>,
+    /// Where the listed fragments end: the `mfra`, or the end of the file.
+    pub listed_end: u64,
+    /// Checks each fragment the demuxer reaches later.
+    pub gate: FragmentGate,
+}
+
+impl IndexedFragments {
+    /// Where the second fragment starts (where the fragments end when there is one).
+    fn next_after_first(&self) -> u64 {
+        self.entries.get(1).map_or(self.listed_end, |e| e.offset)
+    }
+}
+
 /// Checks the movie atoms of `source` (a MOV/MP4) before FFmpeg opens it, and returns the bytes
 /// read, for FFmpeg's reads of the same ranges.
-pub(crate) fn check_movie(source: &dyn ByteSource, limits: &Limits) -> Result<KnownBytes> {
+pub(crate) fn check_movie(
+    source: &dyn ByteSource,
+    limits: &Limits,
+    reading: FragmentReading,
+) -> Result<CheckedMovie> {
     let file_size = source.len();
     let mut reader = Reader {
         source,
@@ -82,12 +140,18 @@ pub(crate) fn check_movie(source: &dyn ByteSource, limits: &Limits) -> Result<Kn
     let mut movies = 0usize;
     // 'free' atoms that hold a movie header: FFmpeg reads them as the moov when it found none.
     let mut retry = Vec::new();
+    let mut fragments: Option<IndexedFragments> = None;
+    let mut looked_for_index = reading == FragmentReading::Every;
+    let mut segment_indexes = Vec::new();
     while pos.checked_add(8).is_some_and(|end| end <= file_size) {
         reader.check_deadline()?;
+        if let Some(met) = checker.sidx_refs.get_mut(&pos) {
+            *met = true;
+        }
         let remaining = file_size - pos;
         let head = match reader.known.contiguous(pos, HEAD_READ as usize) {
             Some(known) if known.len() as u64 >= HEAD.min(remaining) => known,
-            _ if pos > 0 && remaining <= TAIL_READ => reader.read(pos, remaining)?,
+            _ if pos > 0 && remaining <= REST_READ => reader.read(pos, remaining)?,
             _ => reader.read(pos, HEAD_READ.min(remaining))?,
         };
         let Some(header) = Header::parse(&head, remaining) else {
@@ -98,8 +162,32 @@ pub(crate) fn check_movie(source: &dyn ByteSource, limits: &Limits) -> Result<Kn
             // Everything FFmpeg would parse at the top level (not mdat, free, …) is read whole.
             Some(kind) if is_checked(&kind) => {
                 let atom = reader.read_atom(pos, total)?;
-                checker.walk_body(&atom, &header, kind)?;
+                checker.walk_body(&atom, pos, &header, kind)?;
                 movies += usize::from(&kind == b"moov");
+                if &kind == b"sidx" {
+                    segment_indexes.push(pos);
+                }
+                if &kind == b"moof" && !looked_for_index && movies > 0 {
+                    looked_for_index = true;
+                    let body = atom.get(header.header as usize..).unwrap_or_default();
+                    fragments =
+                        indexed_fragments(&mut reader, &mut checker, pos, body, reading, limits)?;
+                }
+            }
+            // FFmpeg, given the fragments' index, stops reading the top level at the first
+            // `mdat` after the `moov`: so does this walk.
+            _ if &header.kind == b"mdat" && fragments.is_some() => {
+                // … and goes on from the atom after that `mdat` when it has shown the first
+                // fragment's samples: the second listed fragment, or what ends the fragments.
+                let next = pos.saturating_add(total);
+                if fragments
+                    .as_ref()
+                    .is_some_and(|f| f.next_after_first() == next)
+                {
+                    break;
+                }
+                tracing::debug!("reading every fragment: the second is not after the first");
+                fragments = None;
             }
             _ if &header.kind == b"free" && header.peeks_movie() => retry.push((pos, header)),
             _ => {}
@@ -110,14 +198,396 @@ pub(crate) fn check_movie(source: &dyn ByteSource, limits: &Limits) -> Result<Kn
     if movies == 0 {
         for (pos, header) in retry {
             let atom = reader.read_atom(pos, header.total())?;
-            checker.walk_body(&atom, &header, *b"moov")?;
+            checker.walk_body(&atom, pos, &header, *b"moov")?;
             movies += 1;
         }
     }
     if movies == 0 {
         return Err(Error::NotAMovie("no moov atom found".into()));
     }
-    Ok(reader.known)
+    // FFmpeg parses atoms from wherever a sidx says a fragment starts: only where this walk
+    // met an atom, or at a listed fragment, which `FragmentGate` checks.
+    for (&at, &met) in &checker.sidx_refs {
+        let gated = fragments
+            .as_ref()
+            .is_some_and(|f| f.entries.binary_search_by_key(&at, |e| e.offset).is_ok());
+        if !met && !gated {
+            return Err(Error::NotAMovie(format!(
+                "its sidx box lists a fragment at byte {at}, where no atom starts"
+            )));
+        }
+    }
+    if fragments.is_none() {
+        // Every moof is read here, and FFmpeg must read them all too: a sidx that lists the
+        // fragments to the end of the file would have it read the first only (its sample
+        // table then disagrees with its packets). FFmpeg reads it as `free` instead.
+        for at in segment_indexes {
+            reader.known.overwrite(at + 4, b"free");
+        }
+    }
+    Ok(CheckedMovie {
+        known: reader.known,
+        fragments,
+    })
+}
+
+/// The fragments' index of a fragmented MP4 whose first `moof` (`first_body`, at `first_at`)
+/// was just checked: its `mfra`, found from the `mfro` at the end of the file, or else its
+/// `sidx`, when it lists the video track's fragments and they confirm a constant frame rate — the first fragment's
+/// samples, every fragment's time on their grid and, for the index build, the last fragment's
+/// samples. `None` (every `moof` is then walked, exactly) when there is no such index or the
+/// fragments read do not confirm it; an error when the `mfra` or the last `moof` is hostile
+/// (a hostile `sidx` was refused by the walk).
+fn indexed_fragments(
+    reader: &mut Reader<'_>,
+    checker: &mut Checker,
+    first_at: u64,
+    first_body: &[u8],
+    reading: FragmentReading,
+    limits: &Limits,
+) -> Result<Option<IndexedFragments>> {
+    let file_size = reader.source.len();
+    let not_indexed = |why: &str| {
+        tracing::debug!("reading every fragment: {why}");
+        Ok(None)
+    };
+    let [(track_id, timescale)] = checker.video_tracks[..] else {
+        return not_indexed("not exactly one video track");
+    };
+    if checker.edit_lists {
+        return not_indexed("the movie has an edit list");
+    }
+    let first_samples = fragments::fragment_samples(first_body, track_id, &checker.trex);
+    let listed = match listed_in_mfra(reader, track_id, first_at, limits)? {
+        Some((entries, mfra_at)) => Some((entries, None, mfra_at)),
+        None => listed_in_sidx(checker, track_id, timescale, file_size)
+            .zip(first_samples.first_cts)
+            .map(|(entries, cts)| {
+                // FFmpeg takes a sidx's times for the fragments' first decode times ("FIXME" in
+                // mov_read_trun): the keyframe is shown its composition offset later.
+                let shifted = entries
+                    .into_iter()
+                    .map(|e| FragmentEntry {
+                        time: e.time.saturating_add(cts),
+                        ..e
+                    })
+                    .collect();
+                (shifted, Some(cts), file_size)
+            }),
+    };
+    let Some((entries, first_cts, listed_end)) = listed else {
+        return not_indexed("neither an mfra nor a sidx lists the video track's fragments");
+    };
+    let (Some(first), Some(last)) = (entries.first().copied(), entries.last().copied()) else {
+        return not_indexed("the index lists no fragment");
+    };
+    if first.offset != first_at {
+        return not_indexed("the index's first fragment is not the first moof");
+    }
+    let Some(frame_duration) = first_samples
+        .uniform_duration
+        .filter(|&d| d > 0 && first_samples.on_grid(d))
+    else {
+        return not_indexed("the first fragment is not shown at a constant frame rate");
+    };
+    let step = i64::from(frame_duration);
+    if entries.iter().any(|e| (e.time - first.time) % step != 0) {
+        return not_indexed("a fragment's time lies off the frame grid");
+    }
+    if let Some(second) = entries.get(1)
+        && Some(second.time - first.time)
+            != i64::try_from(first_samples.samples)
+                .ok()
+                .and_then(|n| n.checked_mul(step))
+    {
+        return not_indexed("the first fragment's samples do not reach the second's time");
+    }
+    let mut gate = FragmentGate {
+        file_size,
+        track_id,
+        frame_duration,
+        checked: entries
+            .iter()
+            .map(|e| {
+                if e.offset == first_at {
+                    Checked::Fine
+                } else {
+                    Checked::No
+                }
+            })
+            .collect(),
+        broken_from: u64::MAX,
+        entries: entries.clone(),
+        trex: checker.trex.clone(),
+        max_samples: limits.max_samples,
+        max_moof_bytes: limits.index_budget(file_size),
+        last_samples: None,
+        first_cts,
+        listed_end,
+    };
+    let mut last_samples = None;
+    if reading == FragmentReading::Indexed {
+        let samples = if last.offset == first_at {
+            first_samples.samples
+        } else {
+            let (bytes, samples) = gate.read_fragment(reader.source, entries.len() - 1)?;
+            reader.known.fetched = reader.known.fetched.saturating_add(bytes.len() as u64);
+            reader.known.insert(last.offset, bytes);
+            match samples {
+                Ok(samples) => samples,
+                Err(why) => return not_indexed(&why),
+            }
+        };
+        last_samples = Some(samples);
+        gate.last_samples = last_samples;
+    }
+    Ok(Some(IndexedFragments {
+        track_id,
+        frame_duration,
+        entries,
+        last_samples,
+        listed_end,
+        gate,
+    }))
+}
+
+/// The video track's fragments as the `mfra` lists them (found from the `mfro` that ends the
+/// file), if it does; an error when it is hostile.
+fn listed_in_mfra(
+    reader: &mut Reader<'_>,
+    track_id: u32,
+    first_at: u64,
+    limits: &Limits,
+) -> Result<Option<(Vec<FragmentEntry>, u64)>> {
+    let file_size = reader.source.len();
+    let tail_len = TAIL_READ.min(file_size);
+    let tail = reader.read(file_size - tail_len, tail_len)?;
+    let Some(mfra_size) = fragments::mfra_size(&tail) else {
+        return Ok(None);
+    };
+    let mfra_at = file_size.saturating_sub(mfra_size);
+    if mfra_size > limits.index_budget(file_size) || mfra_at <= first_at {
+        return Ok(None);
+    }
+    let mfra = reader.read(mfra_at, mfra_size)?;
+    if mfra.get(4..8) != Some(b"mfra") {
+        return Ok(None);
+    }
+    let max_entries = u64::try_from(limits.max_samples).unwrap_or(u64::MAX);
+    let tables = fragments::parse_mfra(&mfra, mfra_at, max_entries)?;
+    Ok(tables
+        .into_iter()
+        .find(|t| t.track_id == track_id)
+        .map(|t| (t.entries, mfra_at)))
+}
+
+/// The video track's fragments as the one top-level `sidx` lists them (times as it gives
+/// them), when it lists them to the end of the file — FFmpeg then reads a fragment's `moof`
+/// only when it gets there — in the track's own time scale.
+fn listed_in_sidx(
+    checker: &Checker,
+    track_id: u32,
+    timescale: u32,
+    file_size: u64,
+) -> Option<Vec<FragmentEntry>> {
+    let [(reference, scale, entries, end)] = &checker.segment_indexes[..] else {
+        return None;
+    };
+    let increasing = entries.windows(2).all(|w| match w {
+        [a, b] => a.time < b.time && a.offset < b.offset,
+        _ => true,
+    });
+    (*reference == track_id && *scale == timescale && *end == Some(file_size) && increasing)
+        .then(|| entries.clone())
+}
+
+/// Checks each fragment of an [`IndexedFragments`] movie as the demuxer reaches it: the `moof`
+/// the index points at, read whole before FFmpeg parses it, must be one (followed by its
+/// `mdat`), pass the walk's checks, and hold samples that keep the constant-rate numbering the
+/// movie's frames were given — else the read fails with the reason.
+pub(crate) struct FragmentGate {
+    file_size: u64,
+    track_id: u32,
+    frame_duration: u32,
+    entries: Vec<FragmentEntry>,
+    checked: Vec<Checked>,
+    /// The first byte of the first fragment found off the grid: the movie ends there for
+    /// FFmpeg (frames before it are still exact; its own are refused by `refusal`).
+    pub broken_from: u64,
+    trex: HashMap<u32, TrackDefaults>,
+    max_samples: usize,
+    max_moof_bytes: u64,
+    last_samples: Option<u64>,
+    /// Fragments listed by a sidx: their times were taken as the first's composition offset
+    /// after each fragment's first decode time, so each must have that offset.
+    first_cts: Option<i64>,
+    /// Where the listed fragments end (the `mfra`, or the end of the file).
+    listed_end: u64,
+}
+
+/// What is known of one fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Checked {
+    No,
+    Fine,
+    /// Its samples break the constant-rate numbering, for this reason.
+    Breaks(String),
+}
+
+impl FragmentGate {
+    /// The first fragment not checked yet whose `moof` starts in `start..end`.
+    pub fn unchecked_in(&self, start: u64, end: u64) -> Option<usize> {
+        let from = self.entries.partition_point(|e| e.offset < start);
+        (from..self.entries.len())
+            .take_while(|&i| self.entries.get(i).is_some_and(|e| e.offset < end))
+            .find(|&i| self.checked.get(i) == Some(&Checked::No))
+    }
+
+    /// The fragment whose frames are shown from `pts` on: the last one starting at or before it.
+    pub fn fragment_at(&self, pts: i64) -> Option<usize> {
+        self.entries.iter().rposition(|e| e.time <= pts)
+    }
+
+    /// Whether fragment `i` was checked.
+    pub fn is_checked(&self, i: usize) -> bool {
+        self.checked.get(i).is_some_and(|c| c != &Checked::No)
+    }
+
+    /// Why fragment `i`'s frames are refused, when it was checked and breaks the numbering.
+    pub fn refusal(&self, i: usize) -> Option<Error> {
+        let (Some(Checked::Breaks(why)), Some(entry)) = (self.checked.get(i), self.entries.get(i))
+        else {
+            return None;
+        };
+        // The movie's frame numbers (answered already, and cached) assume a constant rate this
+        // fragment breaks: a frame numbered by them could be the wrong picture, and numbering
+        // the movie again now would change what earlier answers meant. So its frames are
+        // refused; the metadata's `frame_numbers` said "constant-rate" all along.
+        Some(Error::Decode(format!(
+            "this fragmented MP4's frames are numbered at a constant frame rate from its index \
+             of fragments, but the fragment at byte {} {why}, so its frames cannot be served exactly",
+            entry.offset
+        )))
+    }
+
+    /// Reads and checks fragment `i`: its offset and the bytes read (the `moof` and the next
+    /// box's head), for FFmpeg's reads of them. A hostile `moof` is an error; one whose samples
+    /// break the numbering ends the movie for FFmpeg there (`broken_from`, `refusal`).
+    pub fn check(&mut self, source: &dyn ByteSource, i: usize) -> Result<(u64, Bytes)> {
+        let (bytes, samples) = self.read_fragment(source, i)?;
+        let offset = self.entries.get(i).map_or(0, |e| e.offset);
+        let verdict = match samples {
+            Ok(_) => Checked::Fine,
+            Err(why) => {
+                self.broken_from = self.broken_from.min(offset);
+                Checked::Breaks(why)
+            }
+        };
+        if let Some(slot) = self.checked.get_mut(i) {
+            *slot = verdict;
+        }
+        Ok((offset, bytes))
+    }
+
+    /// Fragment `i`'s bytes (the `moof` and the next box's head) and its video samples — or
+    /// why they break the constant-rate numbering. Hostile boxes are errors.
+    fn read_fragment(
+        &self,
+        source: &dyn ByteSource,
+        i: usize,
+    ) -> Result<(Bytes, std::result::Result<u64, String>)> {
+        let Some(entry) = self.entries.get(i).copied() else {
+            return Err(Error::BadIndex("a fragment outside the index".into()));
+        };
+        let remaining = self.file_size.saturating_sub(entry.offset);
+        let read = |len: u64| -> Result<Bytes> {
+            let want = usize::try_from(len.min(remaining)).unwrap_or(usize::MAX);
+            let bytes = source.read_at(entry.offset, want)?;
+            if bytes.len() < want {
+                return Err(Error::Truncated(format!(
+                    "{} ended before its fragment at byte {}",
+                    source.describe(),
+                    entry.offset
+                )));
+            }
+            Ok(bytes)
+        };
+        let not_a_fragment = || {
+            Error::NotAMovie(format!(
+                "its index of fragments (mfra or sidx) points at byte {}, which is not a moof \
+                 box followed by its mdat",
+                entry.offset
+            ))
+        };
+        let mut bytes = read(HEAD_READ)?;
+        let header = Header::parse(&bytes, remaining).ok_or_else(not_a_fragment)?;
+        if &header.kind != b"moof" {
+            return Err(not_a_fragment());
+        }
+        let total = header.total();
+        if total > self.max_moof_bytes {
+            return Err(Error::IndexTooLarge(format!(
+                "its moof box at byte {} has {total} bytes (at most {} allowed)",
+                entry.offset, self.max_moof_bytes
+            )));
+        }
+        let with_next = total.saturating_add(HEAD).min(remaining);
+        if (bytes.len() as u64) < with_next {
+            bytes = read(with_next)?;
+        }
+        let next = usize::try_from(total)
+            .ok()
+            .and_then(|t| bytes.get(t..))
+            .and_then(|rest| Header::parse(rest, remaining - total));
+        let Some(mdat) = next.filter(|next| &next.kind == b"mdat") else {
+            return Err(not_a_fragment());
+        };
+        // FFmpeg goes on from the atom after this mdat once it has shown these samples.
+        let after = entry
+            .offset
+            .saturating_add(total)
+            .saturating_add(mdat.total());
+        let listed_after = self
+            .entries
+            .get(i + 1)
+            .map_or(self.listed_end, |e| e.offset);
+        let atom = bytes.slice(..usize::try_from(total).unwrap_or(0).min(bytes.len()));
+        let mut checker = Checker::new(self.file_size, self.max_samples);
+        checker.trex = self.trex.clone();
+        checker.walk_body(&atom, entry.offset, &header, *b"moof")?;
+        let body = atom.get(header.header as usize..).unwrap_or_default();
+        let found = fragments::fragment_samples(body, self.track_id, &self.trex);
+        let d = self.frame_duration;
+        let expected = match self.entries.get(i + 1) {
+            Some(next) => u64::try_from((next.time - entry.time) / i64::from(d)).ok(),
+            None => self.last_samples,
+        };
+        let verdict = if after != listed_after {
+            Err(format!(
+                "is followed at byte {after} by an atom its index does not list (the next \
+                 listed one is at byte {listed_after})"
+            ))
+        } else if self.first_cts.is_some() && found.first_cts != self.first_cts {
+            Err(format!(
+                "shows its first sample {:?} ticks after its decode time, not {:?}",
+                found.first_cts, self.first_cts
+            ))
+        } else if !found.on_grid(d) {
+            Err(format!(
+                "does not start with a keyframe or is not shown one frame every {d} ticks ({} samples, durations {:?})",
+                found.samples, found.uniform_duration
+            ))
+        } else if expected.is_some_and(|n| n != found.samples) {
+            Err(format!(
+                "holds {} samples where the next fragment's time implies {}",
+                found.samples,
+                expected.unwrap_or(0)
+            ))
+        } else {
+            Ok(found.samples)
+        };
+        Ok((bytes, verdict))
+    }
 }
 
 /// Reads through the source, keeping what it read, under the index byte cap and the deadline.
@@ -306,6 +776,11 @@ fn be32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+fn be16(bytes: &[u8], at: usize) -> Option<u16> {
+    let b = bytes.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
 fn be64(bytes: &[u8], at: usize) -> Option<u64> {
     let hi = be32(bytes, at)?;
     let lo = be32(bytes, at.checked_add(4)?)?;
@@ -333,6 +808,12 @@ fn name(kind: &FourCc) -> String {
 #[derive(Debug, Default)]
 struct Track {
     number: usize,
+    /// Its tkhd's track id.
+    id: u32,
+    /// Its mdia/hdlr names a video handler.
+    video_handler: bool,
+    /// Its mdhd's time scale.
+    timescale: u32,
     /// Its mdia/hdlr names a sound handler.
     sound_handler: bool,
     /// Some other handler in it names video or subtitles (or cannot be read).
@@ -353,8 +834,22 @@ struct Checker {
     max_samples: u64,
     tracks: usize,
     track: Option<Track>,
-    /// trex: track id → default sample size (the first one counts, as in FFmpeg).
-    trex: HashMap<u32, u32>,
+    /// trex: track id → default sample duration, size and flags (the first one counts, as in
+    /// FFmpeg).
+    trex: HashMap<u32, TrackDefaults>,
+    /// The ids and time scales of the tracks with a video handler.
+    video_tracks: Vec<(u32, u32)>,
+    /// The top-level sidx boxes: reference id, time scale, each fragment's earliest time and
+    /// offset, and where the last one ends.
+    segment_indexes: Vec<(u32, u32, Vec<FragmentEntry>, Option<u64>)>,
+    /// Some track has an edit list.
+    edit_lists: bool,
+    /// The address and file offset of the top-level atom being walked: where a sidx's
+    /// references start follows from its own place in the file.
+    origin: Option<(usize, u64)>,
+    /// Byte offsets sidx boxes list as fragment starts, each with whether the walk met a
+    /// top-level atom there (sidx references only ever point forward).
+    sidx_refs: BTreeMap<u64, bool>,
     /// The current fragment's track and default sample size (from tfhd or trex).
     fragment: Option<(u32, u32)>,
     /// Samples the fragments declared so far, per track id.
@@ -376,16 +871,93 @@ impl Checker {
             tracks: 0,
             track: None,
             trex: HashMap::new(),
+            video_tracks: Vec::new(),
+            segment_indexes: Vec::new(),
+            edit_lists: false,
+            origin: None,
+            sidx_refs: BTreeMap::new(),
             fragment: None,
             fragment_samples: HashMap::new(),
         }
     }
 
     /// Walks the payload of a top-level atom read whole (`atom` starts with its header).
-    fn walk_body(&mut self, atom: &[u8], header: &Header, kind: FourCc) -> Result<()> {
+    fn walk_body(&mut self, atom: &[u8], at: u64, header: &Header, kind: FourCc) -> Result<()> {
         let start = usize::try_from(header.header).unwrap_or(usize::MAX);
         let body = atom.get(start..).unwrap_or_default();
-        self.visit(ROOT, kind, body, 1)
+        self.origin = Some((atom.as_ptr() as usize, at));
+        let walked = self.visit(ROOT, kind, body, 1);
+        self.origin = None;
+        walked
+    }
+
+    /// A sidx, as FFmpeg's `mov_read_sidx` reads it: each reference becomes a fragment FFmpeg
+    /// may seek to and parse atoms at (checked once the walk is over). Its references start
+    /// after the box, at `first_offset`.
+    fn segment_index(&mut self, kind: &FourCc, body: &[u8], top_level: bool) -> Result<()> {
+        let Some((base, base_at)) = self.origin else {
+            return Ok(());
+        };
+        let version = body.first().copied().unwrap_or(0);
+        if version > 1 {
+            return Ok(()); // FFmpeg ignores it.
+        }
+        let (offset_at, count_at) = if version == 0 { (16, 22) } else { (20, 30) };
+        let first_offset = if version == 0 {
+            be32(body, offset_at).map(u64::from)
+        } else {
+            be64(body, offset_at)
+        };
+        let (Some(first_offset), Some(count)) = (first_offset, be16(body, count_at)) else {
+            return Err(self.not_a_movie(kind, "is too short for its fields"));
+        };
+        let rows = body.get(count_at + 2..).unwrap_or_default();
+        if usize::from(count) * 12 > rows.len() {
+            return Err(self.not_a_movie(
+                kind,
+                format_args!("declares {count} references in {} bytes", rows.len()),
+            ));
+        }
+        let end_of_box = (body.as_ptr() as usize)
+            .checked_sub(base)
+            .and_then(|start| u64::try_from(start.checked_add(body.len())?).ok())
+            .and_then(|end| end.checked_add(base_at));
+        let mut at = end_of_box.and_then(|end| end.checked_add(first_offset));
+        let mut time = if version == 0 {
+            be32(body, 12).map(u64::from)
+        } else {
+            be64(body, 12)
+        };
+        let mut listed = Vec::new();
+        for row in rows.chunks_exact(12).take(usize::from(count)) {
+            let size = be32(row, 0).unwrap_or(0);
+            if size & 0x8000_0000 != 0 {
+                time = None; // FFmpeg stops at a reference to another sidx.
+                break;
+            }
+            let Some(start) = at.filter(|&start| start < self.file_size) else {
+                return Err(self.not_a_movie(kind, "lists a fragment past the end of the file"));
+            };
+            self.sidx_refs.entry(start).or_insert(false);
+            if self.sidx_refs.len() as u64 > self.max_samples {
+                return Err(self.too_many(kind, self.sidx_refs.len() as u64, "fragments"));
+            }
+            if let Some(t) = time.and_then(|t| i64::try_from(t).ok()) {
+                listed.push(FragmentEntry {
+                    time: t,
+                    offset: start,
+                });
+            }
+            at = start.checked_add(u64::from(size));
+            time = time.and_then(|t| t.checked_add(u64::from(be32(row, 4).unwrap_or(0))));
+        }
+        if top_level && time.is_some() && listed.len() == usize::from(count) {
+            let (Some(reference), Some(scale)) = (be32(body, 4), be32(body, 8)) else {
+                return Ok(());
+            };
+            self.segment_indexes.push((reference, scale, listed, at));
+        }
+        Ok(())
     }
 
     fn walk(&mut self, parent: FourCc, data: &[u8], depth: usize) -> Result<()> {
@@ -414,6 +986,9 @@ impl Checker {
                 walked?;
                 if let Some(track) = track {
                     self.end_track(&track)?;
+                    if track.video_handler {
+                        self.video_tracks.push((track.id, track.timescale));
+                    }
                 }
                 Ok(())
             }
@@ -664,6 +1239,10 @@ impl Checker {
                 if let Some(track) = self.track.as_mut() {
                     match handler.as_ref() {
                         Some(b"soun") => track.sound_handler |= &parent == b"mdia",
+                        Some(b"vide") if &parent == b"mdia" => {
+                            track.video_handler = true;
+                            track.other_handler = true;
+                        }
                         Some(b"vide" | b"subp" | b"clcp") | None => track.other_handler = true,
                         Some(_) => {}
                     }
@@ -671,7 +1250,25 @@ impl Checker {
             }
             b"trex" => {
                 if let (Some(track_id), Some(size)) = (be32(body, 4), be32(body, 16)) {
-                    self.trex.entry(track_id).or_insert(size);
+                    self.trex.entry(track_id).or_insert(TrackDefaults {
+                        duration: be32(body, 12).unwrap_or(0),
+                        size,
+                        flags: be32(body, 20).unwrap_or(0),
+                    });
+                }
+            }
+            b"tkhd" => {
+                let id_at = if body.first() == Some(&1) { 20 } else { 12 };
+                if let (Some(track), Some(id)) = (self.track.as_mut(), be32(body, id_at)) {
+                    track.id = id;
+                }
+            }
+            b"elst" => self.edit_lists = true,
+            b"sidx" => self.segment_index(&kind, body, &parent == b"root")?,
+            b"mdhd" => {
+                let at = if body.first() == Some(&1) { 20 } else { 12 };
+                if let (Some(track), Some(scale)) = (self.track.as_mut(), be32(body, at)) {
+                    track.timescale = scale;
                 }
             }
             b"tfhd" => self.fragment_header(&kind, body)?,
@@ -765,7 +1362,7 @@ impl Checker {
             return Err(self.not_a_movie(kind, "is too short for its fields"));
         }
         let default_size = size
-            .or_else(|| self.trex.get(&track_id).copied())
+            .or_else(|| self.trex.get(&track_id).map(|d| d.size))
             .unwrap_or(0);
         self.fragment = Some((track_id, default_size));
         Ok(())
@@ -1057,6 +1654,54 @@ mod tests {
             c.visit(ROOT, *b"moof", &moof(100, 0x200), 1),
             Err(Error::IndexTooLarge(_))
         ));
+    }
+
+    #[test]
+    fn sidx_references_are_bounded_and_recorded() {
+        // A version-0 sidx for track 1 at 1/1000 s: first_offset 0, `count` references.
+        let sidx = |count: u16, rows: &[(u32, u32)]| {
+            let mut body = full(&[1, 1000, 0, 0]);
+            body.extend_from_slice(&[0, 0]);
+            body.extend_from_slice(&count.to_be_bytes());
+            for &(size, duration) in rows {
+                for v in [size, duration, 0x9000_0000] {
+                    body.extend_from_slice(&v.to_be_bytes());
+                }
+            }
+            atom(b"sidx", &body)
+        };
+        let walk = |c: &mut Checker, bytes: &[u8]| {
+            let header = Header::parse(bytes, bytes.len() as u64).unwrap();
+            c.walk_body(bytes, 100, &header, *b"sidx")
+        };
+        let mut c = checker();
+        let good = sidx(2, &[(500, 40), (700, 40)]);
+        walk(&mut c, &good).unwrap();
+        let end = 100 + good.len() as u64;
+        assert_eq!(
+            c.sidx_refs.keys().copied().collect::<Vec<_>>(),
+            [end, end + 500]
+        );
+        let (track, scale, listed, last) = &c.segment_indexes[0];
+        assert_eq!((*track, *scale, *last), (1, 1000, Some(end + 1200)));
+        assert_eq!(
+            listed[1],
+            FragmentEntry {
+                time: 40,
+                offset: end + 500
+            }
+        );
+        // More references than the box holds; a reference past the end of the file.
+        let err = walk(&mut checker(), &sidx(60_000, &[(500, 40)])).unwrap_err();
+        assert!(
+            matches!(err, Error::NotAMovie(ref m) if m.contains("references")),
+            "{err}"
+        );
+        let err = walk(&mut checker(), &sidx(2, &[(2_000_000, 40), (1, 1)])).unwrap_err();
+        assert!(
+            matches!(err, Error::NotAMovie(ref m) if m.contains("past the end")),
+            "{err}"
+        );
     }
 
     #[test]

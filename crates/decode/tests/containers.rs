@@ -220,18 +220,26 @@ fn mxf_mpeg2() {
     check("large_mpeg2.mxf", "segment_mpeg2.mxf");
 }
 
+/// Metadata of a fragmented MP4 that lists its fragments in an `mfra`: the head, the tail (the
+/// `mfro` and the `mfra`) and the last `moof`, however many fragments; frames by constant rate.
+const FRAGMENTED_METADATA_READS: u64 = 6;
+
 #[test]
 fn fragmented_mp4_h264() {
-    // Known gap: a fragmented MP4's full sample table is read from every `moof` (their bytes
-    // only, never the `mdat`s), one read per fragment (the walker reads each `moof` with the
-    // next atom's head), so this movie's 64 fragments cost 65 reads, not a handful.
-    let fragments = top_level_atoms(&fixtures::large_path("large_h264_fragmented.mp4"), b"moof");
-    assert_eq!(fragments, 64);
+    let path = fixtures::large_path("large_h264_fragmented.mp4");
+    assert_eq!(top_level_atoms(&path, b"moof"), 64);
+    assert_eq!(top_level_atoms(&path, b"mfra"), 1);
     check_with(
         "large_h264_fragmented.mp4",
         "segment_h264.mkv",
-        fragments + 2,
+        FRAGMENTED_METADATA_READS,
     );
+    let movie = Movie::open(
+        Arc::new(FileSource::open(&path).unwrap()),
+        Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(movie.metadata().frame_numbers, "constant-rate");
 }
 
 /// The small fixtures (scanned whole by default) through the lazy index instead: the same frame
@@ -255,6 +263,7 @@ fn small_fixtures_give_the_same_frames_through_the_lazy_index() {
         "tiny_mjpeg.avi",
         "tiny_mpeg2.mxf",
         "tiny_h264.ts",
+        "tiny_h264_fragmented.mp4",
     ] {
         let path = fixtures::path(name);
         let full = Movie::open(
@@ -314,6 +323,346 @@ fn small_fixtures_give_the_same_frames_through_the_lazy_index() {
                 full.frame_at_time(seconds).unwrap(),
                 "{name} at {seconds}s"
             );
+        }
+    }
+}
+
+/// The long-GOP fixture (150 frames) as a fragmented MP4 by stream copy — three fragments, one
+/// per GOP, listed in an `mfra` — with fragment `off_grid`'s sample duration one tick longer.
+fn fragmented_long_gop(dir: &Path, off_grid: Option<usize>) -> std::path::PathBuf {
+    let path = dir.join(format!("fragmented-{off_grid:?}.mp4"));
+    oracle::ffmpeg_write(
+        &[
+            "-i",
+            fixtures::path("h264_longgop_faststart.mp4")
+                .to_str()
+                .unwrap(),
+            "-map",
+            "0:v",
+            "-c",
+            "copy",
+            "-movflags",
+            "+frag_keyframe+empty_moov+default_base_moof",
+        ],
+        &path,
+    );
+    assert_eq!(top_level_atoms(&path, b"moof"), 3);
+    if let Some(k) = off_grid {
+        let mut bytes = std::fs::read(&path).unwrap();
+        let moof = atom_offsets(&bytes, b"moof")[k];
+        let tfhd = moof + find(&bytes[moof..], b"tfhd").unwrap() + 4;
+        let flags = u32::from_be_bytes(bytes[tfhd..tfhd + 4].try_into().unwrap());
+        assert_eq!(
+            flags & 0x0b,
+            0x08,
+            "a default sample duration right after the track id"
+        );
+        let at = tfhd + 8;
+        let duration = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+        bytes[at..at + 4].copy_from_slice(&(duration + 1).to_be_bytes());
+        std::fs::write(&path, bytes).unwrap();
+    }
+    path
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The offsets of the top-level atoms of `kind` (32-bit sizes).
+fn atom_offsets(bytes: &[u8], kind: &[u8; 4]) -> Vec<usize> {
+    let (mut pos, mut found) = (0usize, Vec::new());
+    while pos + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        if &bytes[pos + 4..pos + 8] == kind {
+            found.push(pos);
+        }
+        assert!(size >= 8);
+        pos += size;
+    }
+    found
+}
+
+fn png_of(movie: &Movie, n: u64) -> Result<bytes::Bytes, lazycache_decode::Error> {
+    movie
+        .frame(
+            n,
+            &RenderOptions::default(),
+            lazycache_decode::Format::Png,
+            None,
+        )
+        .map(|f| f.bytes)
+}
+
+/// Fragmented MP4 read by its `mfra` where it holds at a constant frame rate, the exact walk of
+/// every `moof` where the fragments read first say otherwise, and a clear refusal of the frames
+/// of a fragment read later that breaks the numbering already given.
+#[test]
+fn fragmented_mp4_numbered_by_its_mfra_only_at_a_constant_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let by_mfra = Limits {
+        scan_whole_up_to: 0,
+        ..Limits::default()
+    };
+    let open = |path: &Path, limits: &Limits| {
+        Movie::open(Arc::new(FileSource::open(path).unwrap()), limits.clone()).unwrap()
+    };
+
+    // On the grid: by the mfra, the same frames as the full walk, and ffprobe's count.
+    let path = fragmented_long_gop(dir.path(), None);
+    let source = Counting::open(&path);
+    let movie = Movie::open(source.clone(), by_mfra.clone()).unwrap();
+    let (_, reads) = source.take();
+    let full = open(&path, &Limits::default());
+    assert_eq!(movie.metadata().frame_numbers, "constant-rate");
+    assert_eq!(full.metadata().frame_numbers, "samples");
+    assert_eq!(movie.frame_count(), 150);
+    assert_eq!(full.frame_count(), 150);
+    assert!(reads <= 4, "{reads} reads");
+    for n in (1..=150).step_by(13).chain([60, 61, 120, 121, 150]) {
+        assert!(
+            png_of(&movie, n).unwrap() == png_of(&full, n).unwrap(),
+            "frame {n} differs"
+        );
+    }
+
+    // The last fragment, read for the frame count, is off the grid: every moof is walked.
+    let path = fragmented_long_gop(dir.path(), Some(2));
+    let movie = open(&path, &by_mfra);
+    assert_eq!(movie.metadata().frame_numbers, "samples");
+    assert_eq!(movie.frame_count(), 150);
+    assert!(png_of(&movie, 140).unwrap() == png_of(&open(&path, &Limits::default()), 140).unwrap());
+
+    // A middle fragment, read only for its frames, is off the grid: its frames are refused in
+    // words, the others still served exactly.
+    let path = fragmented_long_gop(dir.path(), Some(1));
+    let movie = open(&path, &by_mfra);
+    let full = open(&path, &Limits::default());
+    assert_eq!(movie.metadata().frame_numbers, "constant-rate");
+    match png_of(&movie, 75) {
+        Err(lazycache_decode::Error::Decode(m)) => {
+            assert!(m.contains("cannot be served exactly"), "{m}")
+        }
+        other => panic!("frame 75: {:?}", other.map(|b| b.len())),
+    }
+    for n in [1, 30, 140, 150] {
+        assert!(
+            png_of(&movie, n).unwrap() == png_of(&full, n).unwrap(),
+            "frame {n}"
+        );
+    }
+}
+
+/// Without an `mfra`, a `sidx` that lists the fragments to the end of the file (FFmpeg's
+/// `global_sidx` without its trailer) indexes them the same way: FFmpeg takes its times for
+/// each fragment's first decode time, so the first shown frame is a composition offset later.
+#[test]
+fn fragmented_mp4_indexed_by_a_sidx_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sidx-only.mp4");
+    oracle::ffmpeg_write(
+        &[
+            "-i",
+            fixtures::path("h264_longgop_faststart.mp4")
+                .to_str()
+                .unwrap(),
+            "-map",
+            "0:v",
+            "-c",
+            "copy",
+            "-movflags",
+            "+frag_keyframe+empty_moov+default_base_moof+global_sidx+skip_trailer",
+        ],
+        &path,
+    );
+    assert_eq!(top_level_atoms(&path, b"mfra"), 0);
+    assert_eq!(top_level_atoms(&path, b"sidx"), 1);
+    let source = Counting::open(&path);
+    let by_index = Limits {
+        scan_whole_up_to: 0,
+        ..Limits::default()
+    };
+    let movie = Movie::open(source.clone(), by_index).unwrap();
+    let (_, reads) = source.take();
+    assert!(reads <= 4, "{reads} reads");
+    assert_eq!(movie.metadata().frame_numbers, "constant-rate");
+    let full = Movie::open(
+        Arc::new(FileSource::open(&path).unwrap()),
+        Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(full.metadata().frame_numbers, "samples");
+    assert_eq!((movie.frame_count(), full.frame_count()), (150, 150));
+    for n in [1, 2, 59, 60, 61, 100, 121, 149, 150] {
+        assert!(
+            png_of(&movie, n).unwrap() == png_of(&full, n).unwrap(),
+            "frame {n} differs"
+        );
+    }
+}
+
+/// A hostile `mfra` is refused before FFmpeg reads it, in a few reads.
+#[test]
+fn hostile_mfra_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let by_mfra = Limits {
+        scan_whole_up_to: 0,
+        ..Limits::default()
+    };
+    let good = std::fs::read(fragmented_long_gop(dir.path(), None)).unwrap();
+    let mfra = atom_offsets(&good, b"mfra")[0];
+    let tfra = mfra + 8;
+    let entries = tfra + 8 + 16;
+    let patches: [(&str, usize, Vec<u8>); 4] = [
+        (
+            "an entry count past the box",
+            tfra + 20,
+            0x7fff_ffffu32.to_be_bytes().to_vec(),
+        ),
+        (
+            "an offset past the end",
+            entries + 19 + 8,
+            u64::MAX.to_be_bytes().to_vec(),
+        ),
+        (
+            "offsets going back",
+            entries + 2 * 19 + 8,
+            800u64.to_be_bytes().to_vec(),
+        ),
+        ("a tfra of size 0", tfra, 0u32.to_be_bytes().to_vec()),
+    ];
+    for (what, at, patch) in patches {
+        let mut bytes = good.clone();
+        bytes[at..at + patch.len()].copy_from_slice(&patch);
+        let path = dir.path().join("hostile.mp4");
+        std::fs::write(&path, &bytes).unwrap();
+        let source = Counting::open(&path);
+        match Movie::open(source.clone(), by_mfra.clone()) {
+            Err(lazycache_decode::Error::NotAMovie(m)) => {
+                assert!(m.contains("mfra"), "{what}: {m}")
+            }
+            Err(e) => panic!("{what}: {e}"),
+            Ok(_) => panic!("{what}: opened"),
+        }
+        let (_, reads) = source.take();
+        assert!(reads <= 3, "{what}: {reads} reads");
+    }
+    // An atom the mfra does not list right after the first fragment's mdat (here an 8-byte
+    // free atom; the listed offsets after it moved along): FFmpeg would go on parsing there
+    // after the first fragment, unchecked, so every moof is walked instead.
+    let moof2 = atom_offsets(&good, b"moof")[1];
+    let mut bytes = good[..moof2].to_vec();
+    bytes.extend_from_slice(&[0, 0, 0, 8, b'f', b'r', b'e', b'e']);
+    bytes.extend_from_slice(&good[moof2..]);
+    for row in 1..3 {
+        // The mfra moved 8 bytes along too; each offset follows its 8-byte time.
+        let at = entries + 8 + row * 19 + 8;
+        let offset = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+        bytes[at..at + 8].copy_from_slice(&(offset + 8).to_be_bytes());
+    }
+    let path = dir.path().join("unlisted.mp4");
+    std::fs::write(&path, &bytes).unwrap();
+    let movie = Movie::open(Arc::new(FileSource::open(&path).unwrap()), by_mfra.clone()).unwrap();
+    assert_eq!(movie.metadata().frame_numbers, "samples");
+    assert_eq!(movie.frame_count(), 150);
+    // The same after the second fragment, which only a frame reads: its frames are refused,
+    // FFmpeg never goes past its moof, the other fragments' frames are served.
+    let moof3 = atom_offsets(&good, b"moof")[2];
+    let mut bytes = good[..moof3].to_vec();
+    bytes.extend_from_slice(&[0, 0, 0, 8, b'f', b'r', b'e', b'e']);
+    bytes.extend_from_slice(&good[moof3..]);
+    let at = entries + 8 + 2 * 19 + 8;
+    let offset = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+    bytes[at..at + 8].copy_from_slice(&(offset + 8).to_be_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let movie = Movie::open(Arc::new(FileSource::open(&path).unwrap()), by_mfra.clone()).unwrap();
+    assert_eq!(movie.metadata().frame_numbers, "constant-rate");
+    match png_of(&movie, 75) {
+        Err(lazycache_decode::Error::Decode(m)) => assert!(m.contains("does not list"), "{m}"),
+        other => panic!("frame 75: {:?}", other.map(|b| b.len())),
+    }
+    let full = Movie::open(
+        Arc::new(FileSource::open(&path).unwrap()),
+        Limits::default(),
+    )
+    .unwrap();
+    for n in [1, 140] {
+        assert!(
+            png_of(&movie, n).unwrap() == png_of(&full, n).unwrap(),
+            "frame {n}"
+        );
+    }
+    // The last entry pointing at an mdat instead of its moof.
+    let mut bytes = good.clone();
+    let mdat = atom_offsets(&good, b"mdat")[2] as u64;
+    bytes[entries + 2 * 19 + 8..entries + 2 * 19 + 16].copy_from_slice(&mdat.to_be_bytes());
+    let path = dir.path().join("hostile.mp4");
+    std::fs::write(&path, &bytes).unwrap();
+    match Movie::open(Arc::new(FileSource::open(&path).unwrap()), by_mfra.clone()) {
+        Err(lazycache_decode::Error::NotAMovie(m)) => assert!(m.contains("not a moof"), "{m}"),
+        other => panic!("{:?}", other.map(|m| m.frame_count())),
+    }
+}
+
+/// Fragments listed by `sidx` boxes too — one for the whole file (`global_sidx`), or one before
+/// each fragment (`dash`) —: FFmpeg seeks to what they list and parses atoms there, so each
+/// must be where an atom starts (a fragment the walk or the `mfra` check covers).
+#[test]
+fn sidx_references_must_start_atoms() {
+    let dir = tempfile::tempdir().unwrap();
+    let by_mfra = Limits {
+        scan_whole_up_to: 0,
+        ..Limits::default()
+    };
+    for flags in [
+        "+frag_keyframe+empty_moov+default_base_moof+global_sidx",
+        "+dash",
+    ] {
+        let path = dir.path().join("sidx.mp4");
+        oracle::ffmpeg_write(
+            &[
+                "-i",
+                fixtures::path("h264_longgop_faststart.mp4")
+                    .to_str()
+                    .unwrap(),
+                "-map",
+                "0:v",
+                "-c",
+                "copy",
+                "-movflags",
+                flags,
+            ],
+            &path,
+        );
+        let good = std::fs::read(&path).unwrap();
+        assert!(!atom_offsets(&good, b"sidx").is_empty(), "{flags}");
+        for limits in [&Limits::default(), &by_mfra] {
+            let movie = Movie::open(Arc::new(FileSource::open(&path).unwrap()), limits.clone())
+                .unwrap_or_else(|e| panic!("{flags}: {e}"));
+            assert_eq!(movie.frame_count(), 150, "{flags}");
+            png_of(&movie, 100).unwrap();
+        }
+        // The first sidx's first_offset moved into the mdat.
+        let sidx = atom_offsets(&good, b"sidx")[0];
+        let mut bytes = good.clone();
+        let first_offset = if bytes[sidx + 8] == 0 {
+            sidx + 24
+        } else {
+            sidx + 32
+        };
+        let width = if bytes[sidx + 8] == 0 { 4 } else { 8 };
+        let moved = &mut bytes[first_offset..first_offset + width];
+        moved[width - 2] = moved[width - 2].wrapping_add(1);
+        let hostile = dir.path().join("hostile-sidx.mp4");
+        std::fs::write(&hostile, &bytes).unwrap();
+        for limits in [&Limits::default(), &by_mfra] {
+            match Movie::open(
+                Arc::new(FileSource::open(&hostile).unwrap()),
+                limits.clone(),
+            ) {
+                Err(lazycache_decode::Error::NotAMovie(m)) => assert!(m.contains("sidx"), "{m}"),
+                other => panic!("{flags}: {:?}", other.map(|m| m.frame_count())),
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::selection::FrameSelection;
 use crate::sprite::{SpriteFormat, SpriteRequest};
 
 /// Bump when the cached index bytes change form (with `lazycache_decode::INDEX_FORMAT_VERSION`).
-const METADATA_REVISION: u32 = 3;
+const METADATA_REVISION: u32 = 4;
 /// Bump when the same frame request would now give other bytes.
 const FRAME_REVISION: u32 = 1;
 /// Bump when the same sprite request would now give other bytes (tiles, layout, encoding).

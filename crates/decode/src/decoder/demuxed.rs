@@ -10,6 +10,7 @@ use crate::avio::{Demuxer, KnownBytes};
 use crate::error::{Error, Result, av_error_string};
 use crate::index::{MovieIndex, Sample};
 use crate::limits::Limits;
+use crate::mp4_boxes::{self, FragmentReading};
 use crate::source::ByteSource;
 
 /// Other containers: seek the demuxer to the start keyframe, then feed its packets through the
@@ -126,12 +127,31 @@ pub(super) fn open_stream(
     index: &MovieIndex,
     limits: &Limits,
 ) -> Result<Demuxer> {
-    let mut demuxer = Demuxer::open(
-        Arc::clone(source),
-        KnownBytes::default(),
-        u64::MAX,
-        limits.decode_timeout,
-    )?;
+    let mut demuxer = if index.timeline.is_some() && index.container.starts_with("mov") {
+        // A fragmented MP4 indexed by its mfra: the head is checked again (the index may come
+        // from a cache), and each fragment as the demuxer reaches it.
+        let checked = mp4_boxes::check_movie(&**source, limits, FragmentReading::Head)?;
+        let Some(fragments) = checked.fragments else {
+            return Err(Error::Source(crate::SourceError::new(
+                crate::SourceErrorKind::Changed,
+                "the movie no longer lists its fragments as its index says",
+            )));
+        };
+        Demuxer::open_fragmented(
+            Arc::clone(source),
+            checked.known,
+            u64::MAX,
+            limits.decode_timeout,
+            fragments.gate,
+        )?
+    } else {
+        Demuxer::open(
+            Arc::clone(source),
+            KnownBytes::default(),
+            u64::MAX,
+            limits.decode_timeout,
+        )?
+    };
     let ctx = demuxer.ctx();
     let stream_index = index.stream_index;
     // SAFETY: ctx is open and owned by `demuxer`; stream_index is checked against nb_streams.

@@ -38,6 +38,29 @@ pub(super) fn decode(attempt: &Attempt<'_>, start: usize) -> Result<Option<frame
     finish_attempt(catcher)
 }
 
+/// One keyframe decoded by itself (its picture refers to no other): for what the decoder makes
+/// of the stream (its pixel format) where there is no sample table to decode frame 1 from (a
+/// fragmented MP4 read by its `mfra`). One range read.
+pub(crate) fn decode_keyframe(
+    source: &Arc<dyn ByteSource>,
+    index: &crate::index::MovieIndex,
+    key: &Sample,
+    limits: &Limits,
+) -> Result<frame::Video> {
+    let deadline = crate::deadline::or_from_now(limits.decode_timeout);
+    let mut catcher = make_catcher(index, key.pts, limits)?;
+    feed_samples(
+        source,
+        std::slice::from_ref(key),
+        &mut catcher,
+        deadline,
+        limits,
+    )?;
+    catcher.finish()?;
+    finish_attempt(catcher)?
+        .ok_or_else(|| Error::Decode("the first keyframe did not decode".into()))
+}
+
 fn outside_the_file() -> Error {
     Error::BadIndex("a sample lies outside the file".into())
 }

@@ -22,7 +22,7 @@ use crate::limits::Limits;
 use crate::source::ByteSource;
 use warm_pool::{Shown, WarmPool, share};
 
-pub(crate) use direct::read_samples;
+pub(crate) use direct::{decode_keyframe, read_samples};
 pub(crate) use timeline::{Positioned, Start, earlier_start, first_seek, one_second, position};
 
 /// Earlier keyframes tried when a start point does not yield the frame (e.g. an open GOP whose

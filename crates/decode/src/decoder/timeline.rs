@@ -189,6 +189,8 @@ pub(crate) fn position(
         }
     }
     if !start.from_start && min_pos < 0 {
+        // Fragmented MP4 read by its mfra: the fragment sought is checked first.
+        demuxer.require_fragment_at(start.seek_to)?;
         if index.container.split(',').any(|name| name == "matroska") {
             // Matroska's seek to the last Cue reads on to the end of the file, looking for a
             // later one: an entry for the end itself (never sought: no frame is shown there)

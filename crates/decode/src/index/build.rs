@@ -14,10 +14,10 @@ use super::model::{
     check_picture_size, check_samples_inside,
 };
 use crate::avio::{self, Demuxer, KnownBytes, MOV_DEMUXER};
-use crate::decoder::allowed_decoder;
+use crate::decoder::{allowed_decoder, decode_keyframe};
 use crate::error::{Error, Result, av_error_string};
 use crate::limits::Limits;
-use crate::mp4_boxes;
+use crate::mp4_boxes::{self, FragmentReading, IndexedFragments};
 use crate::source::ByteSource;
 
 /// Builds the index of `source`'s best video stream, reading as little as the container allows:
@@ -56,18 +56,45 @@ fn build_with(
     let file_size = source.len();
     let validator = source.validator().to_owned();
     let is_mov = avio::demuxer_for(&*source)? == MOV_DEMUXER;
-    // A MOV/MP4's atoms are checked before FFmpeg allocates anything for them.
-    let known = if is_mov {
-        mp4_boxes::check_movie(&*source, limits)?
+    // A MOV/MP4's atoms are checked before FFmpeg allocates anything for them. A large
+    // fragmented one is read by its fragments' index (`mfra`) where it has a usable one.
+    let (known, fragments) = if is_mov {
+        let reading = if file_size > limits.scan_whole_up_to {
+            FragmentReading::Indexed
+        } else {
+            FragmentReading::Every
+        };
+        let checked = mp4_boxes::check_movie(&*source, limits, reading)?;
+        (checked.known, checked.fragments)
     } else {
-        KnownBytes::default()
+        (KnownBytes::default(), None)
     };
     let fetch_cap = if lazy {
         limits.index_budget(file_size)
     } else {
         limits.max_index_bytes
     };
-    let mut demuxer = Demuxer::open(Arc::clone(&source), known, fetch_cap, limits.decode_timeout)?;
+    let timeout = limits.decode_timeout;
+    let (mut demuxer, fragments) = match fragments {
+        Some(f) => {
+            let IndexedFragments {
+                track_id,
+                frame_duration,
+                entries,
+                last_samples,
+                gate,
+                ..
+            } = f;
+            let demuxer =
+                Demuxer::open_fragmented(Arc::clone(&source), known, fetch_cap, timeout, gate)?;
+            let counted = (track_id, frame_duration, entries, last_samples);
+            (demuxer, Some(counted))
+        }
+        None => (
+            Demuxer::open(Arc::clone(&source), known, fetch_cap, timeout)?,
+            None,
+        ),
+    };
     let container = demuxer.format_name();
     let ctx = demuxer.ctx();
     // SAFETY: ctx is an open format context owned by `demuxer` for this whole function.
@@ -122,11 +149,44 @@ fn build_with(
         if time_base.0 <= 0 || time_base.1 <= 0 {
             return Err(Error::NotAMovie("the video stream has no time base".into()));
         }
-        let frame_rate = pick_frame_rate(st);
+        let mut frame_rate = pick_frame_rate(st);
 
         let mut timeline = None;
         let mut direct_reads = is_mov;
-        let samples = if is_mov {
+        // A fragmented MP4 read by its mfra: the first fragment's first sample, its keyframe.
+        let mut first_keyframe = None;
+        let samples = if let Some((track_id, frame_duration, entries, last_samples)) = fragments {
+            if (*st).id != track_id as i32 {
+                return Err(Error::NotAMovie(
+                    "its mfra lists another track than its video".into(),
+                ));
+            }
+            let per_frame = i32::try_from(frame_duration)
+                .map_err(|_| Error::NotAMovie("its samples last too long".into()))?;
+            let stream = lazy::Stream {
+                st,
+                index: stream_index,
+                intra_only,
+                frame_rate: (time_base.1 / time_base.0.max(1), per_frame),
+                fetch_cap,
+            };
+            let found = lazy::fragmented_mp4(&stream, frame_duration, &entries, last_samples)?;
+            first_keyframe = mov_index_entries(st, limits)?
+                .first()
+                .filter(|first| {
+                    u64::from(first.size) <= limits.max_sample_bytes
+                        && check_samples_inside(std::slice::from_ref(*first), file_size).is_ok()
+                })
+                .map(|first| Sample {
+                    pts: found.first_pts,
+                    keyframe: true,
+                    ..*first
+                });
+            frame_rate = reduced(stream.frame_rate);
+            timeline = Some(found);
+            direct_reads = false;
+            Vec::new()
+        } else if is_mov {
             let entries = mov_index_entries(st, limits)?;
             check_samples_inside(&entries, file_size)?;
             if intra_only {
@@ -190,7 +250,42 @@ fn build_with(
             creation_time: creation_time(ctx),
         };
         index.check(limits)?;
+        let mut index = index;
+        // MOV leaves the pixel format to the decoder (`Movie::open` decodes frame 1 for it).
+        if let Some(key) = first_keyframe
+            && index.codec.pixel_format.is_empty()
+        {
+            index.codec.pixel_format = keyframe_pixel_format(&source, &index, &key, limits);
+        }
         Ok(Some(index))
+    }
+}
+
+/// The pixel format the decoder gives a fragmented MP4's first keyframe, which MOV leaves to
+/// it (for `BitDepth`): one range read, where `Movie::open` would decode frame 1 through the
+/// demuxer, reading the head again and the GOP in growing reads. "" when it does not decode.
+fn keyframe_pixel_format(
+    source: &Arc<dyn ByteSource>,
+    index: &MovieIndex,
+    key: &Sample,
+    limits: &Limits,
+) -> String {
+    match decode_keyframe(source, index, key, limits) {
+        // SAFETY: the frame is alive; av_get_pix_fmt_name returns a static string or null.
+        Ok(frame) => unsafe {
+            let format = (*frame.as_ptr()).format;
+            if format < 0 {
+                return String::new();
+            }
+            cstr_or_empty(ffi::av_get_pix_fmt_name(std::mem::transmute::<
+                i32,
+                ffi::AVPixelFormat,
+            >(format)))
+        },
+        Err(error) => {
+            tracing::debug!("pixel format unknown: the first keyframe did not decode: {error}");
+            String::new()
+        }
     }
 }
 
@@ -398,6 +493,15 @@ unsafe fn cstr_or_empty(p: *const std::ffi::c_char) -> String {
         // SAFETY: FFmpeg returns NUL-terminated static strings.
         unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
     }
+}
+
+/// `(num, den)` over their greatest common divisor.
+fn reduced((num, den): (i32, i32)) -> (i32, i32) {
+    let (mut a, mut b) = (num.max(1), den.max(1));
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    (num / a.max(1), den / a.max(1))
 }
 
 pub(super) unsafe fn pick_frame_rate(st: *const ffi::AVStream) -> (i32, i32) {

@@ -11,6 +11,7 @@ use ffmpeg_next::ffi;
 use super::model::{Keyframe, Sample, Timeline};
 use crate::avio::Demuxer;
 use crate::error::{Error, Result};
+use crate::fragments::FragmentEntry;
 use crate::limits::{Limits, STREAM_PROBE_BYTES};
 use crate::mpegts;
 use crate::source::ByteSource;
@@ -223,6 +224,46 @@ unsafe fn mpegts(
         let end = i64::try_from(end).unwrap_or(i64::MAX);
         timeline(stream, first, end, Vec::new())
     }
+}
+
+/// Fragmented MP4 read by its `mfra` (checked by `mp4_boxes.rs`): fragment `i` starts with a
+/// keyframe shown at `entries[i].time`, the frames are `frame_duration` apart, and the last
+/// fragment holds `last_samples`. The fragments listed are the timeline's keyframes (the
+/// position is the `moof`'s).
+pub(super) fn fragmented_mp4(
+    stream: &Stream,
+    frame_duration: u32,
+    entries: &[FragmentEntry],
+    last_samples: Option<u64>,
+) -> Result<Timeline> {
+    let (Some(first), Some(last), Some(last_samples)) =
+        (entries.first(), entries.last(), last_samples)
+    else {
+        return Err(Error::BadIndex(
+            "a fragmented index without fragments".into(),
+        ));
+    };
+    let samples = i64::try_from(last_samples).unwrap_or(i64::MAX);
+    let end = last
+        .time
+        .saturating_add(samples.saturating_mul(i64::from(frame_duration)));
+    let keyframes = entries
+        .iter()
+        .map(|e| Keyframe {
+            pts: e.time,
+            pos: i64::try_from(e.offset).unwrap_or(i64::MAX),
+        })
+        .collect();
+    let Frames::Timeline(mut timeline) = timeline(stream, first.time, end, keyframes)? else {
+        return Err(Error::NotAMovie(
+            "the video stream has no frame rate".into(),
+        ));
+    };
+    // Constant rate by what was read, not by FFmpeg's rates (it saw one fragment): the first
+    // and last fragments' samples, every fragment's time on their grid; each other fragment is
+    // held to it when it is read (`mp4_boxes::FragmentGate`).
+    timeline.constant_rate = true;
+    Ok(timeline)
 }
 
 /// A timeline of the frames shown from `first` (inclusive) to `end` (exclusive).

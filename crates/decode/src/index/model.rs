@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::limits::Limits;
 
 /// Bumped whenever the serialised form or its meaning changes.
-pub const INDEX_FORMAT_VERSION: u32 = 4;
+pub const INDEX_FORMAT_VERSION: u32 = 5;
 
 /// The longest container `creation_time` text kept (an RFC 3339 time takes about 30).
 pub(crate) const MAX_CREATION_TIME_LEN: usize = 64;

@@ -132,14 +132,15 @@ pub fn run(name: &str, bytes: Bytes) -> Result<Outcome, String> {
 }
 
 /// Open, describe, frames first/middle/last (the middle one as PNG), out of range, and the
-/// index through its cached form; for containers other than MOV/MP4, once more through the lazy
-/// index (`Limits::scan_whole_up_to` 0), which large files of those containers get.
+/// index through its cached form; for containers other than MOV/MP4, and for fragmented MP4
+/// (read by its `mfra`), once more through the lazy index (`Limits::scan_whole_up_to` 0), which
+/// large files of those containers get.
 fn exercise(name: &str, bytes: Bytes) -> Result<Outcome, String> {
     let source: Arc<dyn ByteSource> = Arc::new(MemSource::new(name, bytes));
     let mut steps = Steps::default();
     let opened = exercise_with(&mut steps, &source, "", limits())?;
     let is_mov = matches!(extension_of(name).as_deref(), Some("mov" | "mp4" | "m4v"));
-    if !is_mov {
+    if !is_mov || name.contains("fragmented") {
         let lazy = Limits {
             scan_whole_up_to: 0,
             ..limits()

@@ -343,6 +343,27 @@ mod mp4 {
                 }
             }
             b"tfhd" => marks.field(data, at + 4, Be32, Value, "tfhd.track_id"),
+            b"tfra" => {
+                marks.field(data, at + 4, Be32, Value, "tfra.track_id");
+                marks.field(data, at + 8, Be32, Value, "tfra.length_size_of_numbers");
+                marks.field(data, at + 12, Be32, Count, "tfra.number_of_entries");
+                let sizes = be32(data, at + 8).unwrap_or(0) as usize;
+                let numbers = ((sizes >> 4) & 3) + ((sizes >> 2) & 3) + (sizes & 3) + 3;
+                let (wide, size) = if version == 1 { (Be64, 16) } else { (Be32, 8) };
+                let layout = [
+                    (0, wide, Value, "tfra.time"),
+                    (wide.width(), wide, Value, "tfra.moof_offset"),
+                ];
+                table_entries(
+                    marks,
+                    data,
+                    at + 16..body.end,
+                    count(12),
+                    size + numbers,
+                    &layout,
+                );
+            }
+            b"mfro" => marks.field(data, at + 4, Be32, Size, "mfro.mfra_size"),
             b"tfdt" => {
                 let wide = if version == 1 { Be64 } else { Be32 };
                 marks.field(data, at + 4, wide, Value, "tfdt.base_media_decode_time");
