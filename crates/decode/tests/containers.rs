@@ -331,21 +331,7 @@ fn small_fixtures_give_the_same_frames_through_the_lazy_index() {
 /// per GOP, listed in an `mfra` — with fragment `off_grid`'s sample duration one tick longer.
 fn fragmented_long_gop(dir: &Path, off_grid: Option<usize>) -> std::path::PathBuf {
     let path = dir.join(format!("fragmented-{off_grid:?}.mp4"));
-    oracle::ffmpeg_write(
-        &[
-            "-i",
-            fixtures::path("h264_longgop_faststart.mp4")
-                .to_str()
-                .unwrap(),
-            "-map",
-            "0:v",
-            "-c",
-            "copy",
-            "-movflags",
-            "+frag_keyframe+empty_moov+default_base_moof",
-        ],
-        &path,
-    );
+    long_gop_remuxed(&path, "+frag_keyframe+empty_moov+default_base_moof");
     assert_eq!(top_level_atoms(&path, b"moof"), 3);
     if let Some(k) = off_grid {
         let mut bytes = std::fs::read(&path).unwrap();
@@ -394,19 +380,53 @@ fn png_of(movie: &Movie, n: u64) -> Result<bytes::Bytes, lazycache_decode::Error
         .map(|f| f.bytes)
 }
 
+/// Limits that index a fragmented MP4 by its `mfra`/`sidx` however small the file.
+fn by_fragment_index() -> Limits {
+    Limits {
+        scan_whole_up_to: 0,
+        ..Limits::default()
+    }
+}
+
+fn open_file(path: &Path, limits: &Limits) -> Movie {
+    Movie::open(Arc::new(FileSource::open(path).unwrap()), limits.clone()).unwrap()
+}
+
+/// The long-GOP fixture's video (150 frames) remuxed by stream copy with `movflags`.
+fn long_gop_remuxed(path: &Path, movflags: &str) {
+    let input = fixtures::path("h264_longgop_faststart.mp4");
+    oracle::ffmpeg_write(
+        &[
+            "-i",
+            input.to_str().unwrap(),
+            "-map",
+            "0:v",
+            "-c",
+            "copy",
+            "-movflags",
+            movflags,
+        ],
+        path,
+    );
+}
+
+fn assert_same_frames(movie: &Movie, full: &Movie, frames: &[u64]) {
+    for &n in frames {
+        assert!(
+            png_of(movie, n).unwrap() == png_of(full, n).unwrap(),
+            "frame {n} differs"
+        );
+    }
+}
+
 /// Fragmented MP4 read by its `mfra` where it holds at a constant frame rate, the exact walk of
 /// every `moof` where the fragments read first say otherwise, and a clear refusal of the frames
 /// of a fragment read later that breaks the numbering already given.
 #[test]
 fn fragmented_mp4_numbered_by_its_mfra_only_at_a_constant_rate() {
     let dir = tempfile::tempdir().unwrap();
-    let by_mfra = Limits {
-        scan_whole_up_to: 0,
-        ..Limits::default()
-    };
-    let open = |path: &Path, limits: &Limits| {
-        Movie::open(Arc::new(FileSource::open(path).unwrap()), limits.clone()).unwrap()
-    };
+    let by_mfra = by_fragment_index();
+    let open = open_file;
 
     // On the grid: by the mfra, the same frames as the full walk, and ffprobe's count.
     let path = fragmented_long_gop(dir.path(), None);
@@ -419,12 +439,11 @@ fn fragmented_mp4_numbered_by_its_mfra_only_at_a_constant_rate() {
     assert_eq!(movie.frame_count(), 150);
     assert_eq!(full.frame_count(), 150);
     assert!(reads <= 4, "{reads} reads");
-    for n in (1..=150).step_by(13).chain([60, 61, 120, 121, 150]) {
-        assert!(
-            png_of(&movie, n).unwrap() == png_of(&full, n).unwrap(),
-            "frame {n} differs"
-        );
-    }
+    let frames: Vec<u64> = (1..=150)
+        .step_by(13)
+        .chain([60, 61, 120, 121, 150])
+        .collect();
+    assert_same_frames(&movie, &full, &frames);
 
     // The last fragment, read for the frame count, is off the grid: every moof is walked.
     let path = fragmented_long_gop(dir.path(), Some(2));
@@ -445,12 +464,7 @@ fn fragmented_mp4_numbered_by_its_mfra_only_at_a_constant_rate() {
         }
         other => panic!("frame 75: {:?}", other.map(|b| b.len())),
     }
-    for n in [1, 30, 140, 150] {
-        assert!(
-            png_of(&movie, n).unwrap() == png_of(&full, n).unwrap(),
-            "frame {n}"
-        );
-    }
+    assert_same_frames(&movie, &full, &[1, 30, 140, 150]);
 }
 
 /// Without an `mfra`, a `sidx` that lists the fragments to the end of the file (FFmpeg's
@@ -460,28 +474,14 @@ fn fragmented_mp4_numbered_by_its_mfra_only_at_a_constant_rate() {
 fn fragmented_mp4_indexed_by_a_sidx_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sidx-only.mp4");
-    oracle::ffmpeg_write(
-        &[
-            "-i",
-            fixtures::path("h264_longgop_faststart.mp4")
-                .to_str()
-                .unwrap(),
-            "-map",
-            "0:v",
-            "-c",
-            "copy",
-            "-movflags",
-            "+frag_keyframe+empty_moov+default_base_moof+global_sidx+skip_trailer",
-        ],
+    long_gop_remuxed(
         &path,
+        "+frag_keyframe+empty_moov+default_base_moof+global_sidx+skip_trailer",
     );
     assert_eq!(top_level_atoms(&path, b"mfra"), 0);
     assert_eq!(top_level_atoms(&path, b"sidx"), 1);
     let source = Counting::open(&path);
-    let by_index = Limits {
-        scan_whole_up_to: 0,
-        ..Limits::default()
-    };
+    let by_index = by_fragment_index();
     let movie = Movie::open(source.clone(), by_index).unwrap();
     let (_, reads) = source.take();
     assert!(reads <= 4, "{reads} reads");
@@ -493,22 +493,14 @@ fn fragmented_mp4_indexed_by_a_sidx_alone() {
     .unwrap();
     assert_eq!(full.metadata().frame_numbers, "samples");
     assert_eq!((movie.frame_count(), full.frame_count()), (150, 150));
-    for n in [1, 2, 59, 60, 61, 100, 121, 149, 150] {
-        assert!(
-            png_of(&movie, n).unwrap() == png_of(&full, n).unwrap(),
-            "frame {n} differs"
-        );
-    }
+    assert_same_frames(&movie, &full, &[1, 2, 59, 60, 61, 100, 121, 149, 150]);
 }
 
 /// A hostile `mfra` is refused before FFmpeg reads it, in a few reads.
 #[test]
 fn hostile_mfra_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let by_mfra = Limits {
-        scan_whole_up_to: 0,
-        ..Limits::default()
-    };
+    let by_mfra = by_fragment_index();
     let good = std::fs::read(fragmented_long_gop(dir.path(), None)).unwrap();
     let mfra = atom_offsets(&good, b"mfra")[0];
     let tfra = mfra + 8;
@@ -562,7 +554,7 @@ fn hostile_mfra_is_refused() {
     }
     let path = dir.path().join("unlisted.mp4");
     std::fs::write(&path, &bytes).unwrap();
-    let movie = Movie::open(Arc::new(FileSource::open(&path).unwrap()), by_mfra.clone()).unwrap();
+    let movie = open_file(&path, &by_mfra);
     assert_eq!(movie.metadata().frame_numbers, "samples");
     assert_eq!(movie.frame_count(), 150);
     // The same after the second fragment, which only a frame reads: its frames are refused,
@@ -575,7 +567,7 @@ fn hostile_mfra_is_refused() {
     let offset = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
     bytes[at..at + 8].copy_from_slice(&(offset + 8).to_be_bytes());
     std::fs::write(&path, &bytes).unwrap();
-    let movie = Movie::open(Arc::new(FileSource::open(&path).unwrap()), by_mfra.clone()).unwrap();
+    let movie = open_file(&path, &by_mfra);
     assert_eq!(movie.metadata().frame_numbers, "constant-rate");
     match png_of(&movie, 75) {
         Err(lazycache_decode::Error::Decode(m)) => assert!(m.contains("does not list"), "{m}"),
@@ -586,12 +578,7 @@ fn hostile_mfra_is_refused() {
         Limits::default(),
     )
     .unwrap();
-    for n in [1, 140] {
-        assert!(
-            png_of(&movie, n).unwrap() == png_of(&full, n).unwrap(),
-            "frame {n}"
-        );
-    }
+    assert_same_frames(&movie, &full, &[1, 140]);
     // The last entry pointing at an mdat instead of its moof.
     let mut bytes = good.clone();
     let mdat = atom_offsets(&good, b"mdat")[2] as u64;
@@ -610,30 +597,13 @@ fn hostile_mfra_is_refused() {
 #[test]
 fn sidx_references_must_start_atoms() {
     let dir = tempfile::tempdir().unwrap();
-    let by_mfra = Limits {
-        scan_whole_up_to: 0,
-        ..Limits::default()
-    };
+    let by_mfra = by_fragment_index();
     for flags in [
         "+frag_keyframe+empty_moov+default_base_moof+global_sidx",
         "+dash",
     ] {
         let path = dir.path().join("sidx.mp4");
-        oracle::ffmpeg_write(
-            &[
-                "-i",
-                fixtures::path("h264_longgop_faststart.mp4")
-                    .to_str()
-                    .unwrap(),
-                "-map",
-                "0:v",
-                "-c",
-                "copy",
-                "-movflags",
-                flags,
-            ],
-            &path,
-        );
+        long_gop_remuxed(&path, flags);
         let good = std::fs::read(&path).unwrap();
         assert!(!atom_offsets(&good, b"sidx").is_empty(), "{flags}");
         for limits in [&Limits::default(), &by_mfra] {
