@@ -1,5 +1,6 @@
-//! Decode and encode costs on real media (scripts/fixtures): a ProRes HQ 1080p frame, a frame in
-//! the middle of a 250-frame H.264 GOP, and a 1080p frame encoded to every output format.
+//! Decode and encode costs on real media (scripts/fixtures): a ProRes HQ 1080p frame (to RGB, and
+//! to a JPEG straight from its YUV planes), a frame in the middle of a 250-frame H.264 GOP, and a
+//! 1080p frame encoded from RGB to every output format.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -28,6 +29,16 @@ fn decode(c: &mut Criterion) {
     });
     group.bench_function("prores_hq_1080p_decode_only", |b| {
         b.iter(|| prores.decode(black_box(40)).unwrap())
+    });
+    // What a cold `/frame/40.jpg` costs once the bytes are in: the decode, then the JPEG made
+    // straight from the YUV planes (two strips at once), without the RGB round trip.
+    group.bench_function("prores_hq_1080p_frame_as_jpeg_q75", |b| {
+        let options = RenderOptions::default();
+        b.iter(|| {
+            prores
+                .frame(black_box(40), &options, Format::Jpeg, Some(75))
+                .unwrap()
+        })
     });
     let long_gop = movie("h264_gop250_1080p.mp4");
     group.sample_size(10);
