@@ -151,6 +151,45 @@ fn scale_flags(same_size: bool) -> i64 {
 /// An swscale context configured by options (the only API that offers threads), freed on drop.
 struct Scaler(*mut ffi::SwsContext);
 
+/// Everything a [`Scaler`] is configured with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ScalerKey {
+    src: (u32, u32, ffi::AVPixelFormat),
+    dst: (u32, u32, ffi::AVPixelFormat),
+    flags: i64,
+    threads: usize,
+    colour: Option<(i32, bool)>,
+}
+
+/// Contexts kept per thread, most recent first: making one (filters, slice threads) costs more
+/// than the conversion of a 1080p frame, and a decode thread mostly converts one movie's size.
+const KEPT_SCALERS: usize = 4;
+
+thread_local! {
+    static SCALERS: std::cell::RefCell<Vec<(ScalerKey, Scaler)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `convert` with a context for `key`, kept from an earlier call on this thread or made.
+fn with_scaler<R>(key: ScalerKey, convert: impl FnOnce(&Scaler) -> R) -> Result<R> {
+    SCALERS.with(|kept| {
+        let taken = kept.try_borrow_mut().ok().and_then(|mut kept| {
+            let at = kept.iter().position(|(k, _)| *k == key)?;
+            Some(kept.remove(at).1)
+        });
+        let scaler = match taken {
+            Some(scaler) => scaler,
+            None => Scaler::new(key.src, key.dst, key.flags, key.threads, key.colour)?,
+        };
+        let result = convert(&scaler);
+        if let Ok(mut kept) = kept.try_borrow_mut() {
+            kept.insert(0, (key, scaler));
+            kept.truncate(KEPT_SCALERS);
+        }
+        Ok(result)
+    })
+}
+
 impl Scaler {
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -304,16 +343,18 @@ fn scale_frame(src: *const ffi::AVFrame, mut dst: Target<'_>, threads: usize) ->
         unsafe { std::mem::transmute::<i32, ffi::AVPixelFormat>(format) };
     let same_size = (w, h) == dst.size;
     let full_range = range == ffi::AVColorRange::AVCOL_RANGE_JPEG;
-    let scaler = Scaler::new(
-        (w, h, format),
-        (dst.size.0, dst.size.1, dst.layout.av_format()),
-        scale_flags(same_size),
+    let key = ScalerKey {
+        src: (w, h, format),
+        dst: (dst.size.0, dst.size.1, dst.layout.av_format()),
+        flags: scale_flags(same_size),
         threads,
-        Some((colorspace, full_range)),
-    )?;
+        colour: Some((colorspace, full_range)),
+    };
     let out = target_frame(&mut dst)?;
     // SAFETY: both frames describe valid memory of the configured sizes and formats.
-    let ret = unsafe { ffi::sws_scale_frame(scaler.0, out.0, src) };
+    let ret = with_scaler(key, |scaler| unsafe {
+        ffi::sws_scale_frame(scaler.0, out.0, src)
+    })?;
     if ret < 0 {
         return Err(Error::Decode(format!(
             "colour conversion failed: {}",
@@ -338,16 +379,18 @@ fn scale_packed(src: PackedView<'_>, mut dst: Target<'_>, threads: usize) -> Res
         format,
     )?;
     let same_size = (src.rect.width, src.rect.height) == dst.size;
-    let scaler = Scaler::new(
-        (src.rect.width, src.rect.height, format),
-        (dst.size.0, dst.size.1, dst.layout.av_format()),
-        scale_flags(same_size),
+    let key = ScalerKey {
+        src: (src.rect.width, src.rect.height, format),
+        dst: (dst.size.0, dst.size.1, dst.layout.av_format()),
+        flags: scale_flags(same_size),
         threads,
-        None,
-    )?;
+        colour: None,
+    };
     let out = target_frame(&mut dst)?;
     // SAFETY: both frames describe valid memory of the configured sizes and formats.
-    let ret = unsafe { ffi::sws_scale_frame(scaler.0, out.0, input.0) };
+    let ret = with_scaler(key, |scaler| unsafe {
+        ffi::sws_scale_frame(scaler.0, out.0, input.0)
+    })?;
     if ret < 0 {
         return Err(Error::Decode(format!(
             "resizing failed: {}",
