@@ -174,12 +174,19 @@ fn encode_png(image: &Image) -> Result<Bytes> {
     Ok(Bytes::from(out))
 }
 
-fn encode_jpeg(image: &Image, quality: u8) -> Result<Bytes> {
-    if !(1..=100).contains(&quality) {
-        return Err(Error::InvalidRequest(format!(
+/// JPEG quality is 1 to 100 (SPEC §3), whichever path encodes it.
+pub(crate) fn check_jpeg_quality(quality: u8) -> Result<()> {
+    if (1..=100).contains(&quality) {
+        Ok(())
+    } else {
+        Err(Error::InvalidRequest(format!(
             "quality must be 1 to 100, not {quality}"
-        )));
+        )))
     }
+}
+
+fn encode_jpeg(image: &Image, quality: u8) -> Result<Bytes> {
+    check_jpeg_quality(quality)?;
     let (format, subsampling) = match image.layout {
         PixelLayout::Rgb24 => (turbojpeg::PixelFormat::RGB, turbojpeg::Subsamp::Sub2x2),
         PixelLayout::Gray8 => (turbojpeg::PixelFormat::GRAY, turbojpeg::Subsamp::Gray),

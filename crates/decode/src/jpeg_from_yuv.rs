@@ -17,6 +17,7 @@ use ffmpeg_next::ffi;
 use turbojpeg::raw;
 
 use crate::decoder::DecodedFrame;
+use crate::encode::check_jpeg_quality;
 use crate::error::{Error, Result};
 
 /// Fixed-point precision of the range mapping.
@@ -436,11 +437,7 @@ fn to_420<S: Sample>(
 /// libjpeg-turbo's planar compressor over the three planes, 4:2:0, with the same defaults as
 /// the general path (`turbojpeg::compress`: no flags).
 fn compress(planes: &JpegPlanes, (width, height): (usize, usize), quality: u8) -> Result<Vec<u8>> {
-    if !(1..=100).contains(&quality) {
-        return Err(Error::InvalidRequest(format!(
-            "quality must be 1 to 100, not {quality}"
-        )));
-    }
+    check_jpeg_quality(quality)?;
     let too_big = || Error::Encode(format!("{width}x{height} is too large for a JPEG"));
     let (w, h) = (
         c_int::try_from(width).map_err(|_| too_big())?,
