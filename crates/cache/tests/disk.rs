@@ -36,7 +36,12 @@ fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
     };
     for item in listing {
         let item = item.unwrap();
-        let meta = item.metadata().unwrap();
+        // A writer may rename or delete a file between the listing and its stat.
+        let meta = match item.metadata() {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("{}: {e}", item.path().display()),
+        };
         if meta.is_dir() {
             found.extend(files_under(&item.path()));
         } else {
