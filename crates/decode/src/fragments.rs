@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
+use crate::mp4_boxes::{be32, be64};
 
 /// The `mfro` box that ends a file carrying an `mfra`: size, type, version and flags, the
 /// `mfra`'s size.
@@ -334,16 +335,6 @@ fn boxes(data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
         at = end;
         Some((kind, body))
     })
-}
-
-fn be32(bytes: &[u8], at: usize) -> Option<u32> {
-    let b = bytes.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes(b.try_into().ok()?))
-}
-
-fn be64(bytes: &[u8], at: usize) -> Option<u64> {
-    let b = bytes.get(at..at.checked_add(8)?)?;
-    Some(u64::from_be_bytes(b.try_into().ok()?))
 }
 
 #[cfg(test)]

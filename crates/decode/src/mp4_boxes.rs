@@ -771,7 +771,8 @@ fn children(data: &[u8]) -> Children<'_> {
     Children { data, pos: 0 }
 }
 
-fn be32(bytes: &[u8], at: usize) -> Option<u32> {
+/// Big-endian readers that answer `None` past the end (shared with `fragments`).
+pub(crate) fn be32(bytes: &[u8], at: usize) -> Option<u32> {
     let b = bytes.get(at..at.checked_add(4)?)?;
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
@@ -781,7 +782,7 @@ fn be16(bytes: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([b[0], b[1]]))
 }
 
-fn be64(bytes: &[u8], at: usize) -> Option<u64> {
+pub(crate) fn be64(bytes: &[u8], at: usize) -> Option<u64> {
     let hi = be32(bytes, at)?;
     let lo = be32(bytes, at.checked_add(4)?)?;
     Some((u64::from(hi) << 32) | u64::from(lo))
