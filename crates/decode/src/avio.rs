@@ -15,6 +15,7 @@ use crate::error::{Error, Result, av_error_string};
 use crate::ffmpeg_log;
 use crate::limits::{ANALYZE_DURATION_US, FORMAT_PROBE_BYTES, MAX_STREAMS, STREAM_PROBE_BYTES};
 use crate::mp4_boxes::FragmentGate;
+use crate::read_plan::{AVIO_BUFFER_SIZE, ReadPlan, RecentReads};
 use crate::source::ByteSource;
 
 /// FFmpeg's name of the QuickTime/MP4 demuxer (see [`DEMUXERS`]).
@@ -54,11 +55,6 @@ pub(crate) fn demuxer_for(source: &dyn ByteSource) -> Result<&'static str> {
         known.join(", ")
     )))
 }
-const AVIO_BUFFER_SIZE: usize = 256 * 1024;
-/// First read at a new position; doubles while reads stay sequential. Keeps a probe of a
-/// moov-at-end file to the atom headers and the moov itself.
-const INITIAL_READ: usize = 16 * 1024;
-
 /// State behind FFmpeg's opaque pointer: where we are, what it cost, what went wrong.
 pub(crate) struct IoState {
     source: Arc<dyn ByteSource>,
@@ -79,6 +75,10 @@ pub(crate) struct IoState {
     zero_ranges: Vec<(u64, u64)>,
     sequential_end: u64,
     next_read: usize,
+    plan: ReadPlan,
+    /// The last reads, which answer FFmpeg's reads of the same bytes (only with a plan that
+    /// keeps them: an index's, whose demuxer has no known bytes, zero ranges, gate or stop).
+    recent: RecentReads,
     /// Fetches stop at this byte (reads there answer end of file): a warm decode's lookahead
     /// past its target's packet (see `decoder/warm_demux.rs`). `u64::MAX`: no stop.
     stop_at: u64,
@@ -122,12 +122,32 @@ impl IoState {
             self.pos += n as u64;
             return Ok(n);
         }
-        self.next_read = if self.pos == self.sequential_end {
-            (self.next_read * 2).min(AVIO_BUFFER_SIZE)
+        if let Some(recent) = self.recent.at(self.pos) {
+            let n = recent.len().min(max);
+            buf[..n].copy_from_slice(&recent[..n]);
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        let continued = if self.pos == self.sequential_end {
+            Some(self.next_read)
         } else {
-            INITIAL_READ
+            self.recent.continuing(self.pos)
         };
+        self.next_read = continued.map_or(self.plan.first, |last| self.plan.after(last));
         let mut want = self.next_read.min(max);
+        if self.plan.keep > 0 {
+            // Beyond what FFmpeg asked for, at most half of what is left of the cap: reading
+            // ahead never spends the budget that later reads (an index at the end) need.
+            let spare = usize::try_from(self.fetch_cap.saturating_sub(self.fetched) / 2)
+                .unwrap_or(usize::MAX);
+            let to_end = usize::try_from(remaining).unwrap_or(usize::MAX);
+            let want = self.next_read.min(max.max(spare)).min(to_end);
+            let start = match continued {
+                Some(_) => self.pos,
+                None => self.plan.start_of(self.pos, end),
+            };
+            return self.fetch_kept(start, want, buf);
+        }
         if let Some(next_zero) = self.next_zero_start(self.pos) {
             want = want.min((next_zero - self.pos) as usize);
         }
@@ -154,20 +174,53 @@ impl IoState {
         } else {
             self.source.read_lookahead_at(self.pos, want)?
         };
-        let n = bytes.len().min(want);
-        if n == 0 {
-            return Err(Error::Truncated(format!(
-                "{} ended at byte {} but claims {} bytes",
-                self.source.describe(),
-                self.pos,
-                self.len
-            )));
+        let got = bytes.len().min(want);
+        if got == 0 {
+            return Err(self.truncated());
         }
+        let n = got.min(max);
         buf[..n].copy_from_slice(&bytes[..n]);
         self.fetched += n as u64;
         self.pos += n as u64;
         self.sequential_end = self.pos;
         Ok(n)
+    }
+
+    /// A read for a plan that keeps its reads: from `start` (at or before the position) through
+    /// `want` bytes past the position, kept, and answered from there.
+    fn fetch_kept(
+        &mut self,
+        start: u64,
+        want: usize,
+        buf: &mut [u8],
+    ) -> std::result::Result<usize, Error> {
+        let before = usize::try_from(self.pos - start).unwrap_or(usize::MAX);
+        let len = want.saturating_add(before);
+        if self.fetched + len as u64 > self.fetch_cap {
+            return Err(Error::IndexTooLarge(format!(
+                "reading it needs more than {} bytes (the configured cap)",
+                self.fetch_cap
+            )));
+        }
+        let bytes = self.source.read_at(start, len)?;
+        let got = bytes.len().min(len);
+        if got <= before {
+            return Err(self.truncated());
+        }
+        self.fetched += got as u64;
+        self.sequential_end = start + got as u64;
+        self.recent
+            .push(start, bytes.slice(..got), self.next_read, self.plan.keep);
+        self.read(buf)
+    }
+
+    fn truncated(&self) -> Error {
+        Error::Truncated(format!(
+            "{} ended at byte {} but claims {} bytes",
+            self.source.describe(),
+            self.pos,
+            self.len
+        ))
     }
 
     /// Checks fragment `i` of a fragmented MP4 read by its index (when not yet), and refuses
@@ -307,7 +360,24 @@ impl Demuxer {
         fetch_cap: u64,
         timeout: std::time::Duration,
     ) -> Result<Self> {
-        Self::open_with(source, known, fetch_cap, timeout, None)
+        Self::open_with(source, known, fetch_cap, timeout, None, ReadPlan::FRAMES)
+    }
+
+    /// [`Demuxer::open`] to learn a Matroska, AVI, MXF or MPEG-TS movie's index: in fewer,
+    /// larger reads ([`ReadPlan::INDEX`]).
+    pub fn open_to_index(
+        source: Arc<dyn ByteSource>,
+        fetch_cap: u64,
+        timeout: std::time::Duration,
+    ) -> Result<Self> {
+        Self::open_with(
+            source,
+            KnownBytes::default(),
+            fetch_cap,
+            timeout,
+            None,
+            ReadPlan::INDEX,
+        )
     }
 
     /// [`Demuxer::open`] for a fragmented MP4 whose `mfra` or `sidx` lists its fragments
@@ -322,7 +392,14 @@ impl Demuxer {
         timeout: std::time::Duration,
         gate: FragmentGate,
     ) -> Result<Self> {
-        Self::open_with(source, known, fetch_cap, timeout, Some(gate))
+        Self::open_with(
+            source,
+            known,
+            fetch_cap,
+            timeout,
+            Some(gate),
+            ReadPlan::FRAMES,
+        )
     }
 
     fn open_with(
@@ -331,6 +408,7 @@ impl Demuxer {
         fetch_cap: u64,
         timeout: std::time::Duration,
         gate: Option<FragmentGate>,
+        plan: ReadPlan,
     ) -> Result<Self> {
         let use_mfra = gate.is_some();
         let format = demuxer_for(&*source)?;
@@ -349,7 +427,9 @@ impl Demuxer {
             error: None,
             zero_ranges: Vec::new(),
             sequential_end: u64::MAX,
-            next_read: INITIAL_READ,
+            next_read: plan.first,
+            plan,
+            recent: RecentReads::default(),
             stop_at: u64::MAX,
             stopped: false,
             gate,
@@ -528,6 +608,17 @@ impl Demuxer {
     pub fn forget_known_before(&mut self, pos: u64) -> u64 {
         self.state.known.forget_before(pos);
         self.state.known.len()
+    }
+
+    /// `len` bytes at `pos` for our own checks: from the reads kept (an index's demuxer), else
+    /// from the source, counted like FFmpeg's.
+    pub fn read_at(&mut self, pos: u64, len: usize) -> Result<Bytes> {
+        if let Some(kept) = self.state.recent.at(pos).filter(|b| b.len() >= len) {
+            return Ok(kept.slice(..len));
+        }
+        let bytes = self.state.source.read_at(pos, len)?;
+        self.state.fetched += bytes.len() as u64;
+        Ok(bytes)
     }
 
     /// Bytes fetched from the source so far (known bytes included, zero-filled ranges not).

@@ -18,6 +18,7 @@ pub mod limits;
 pub mod movie;
 mod mp4_boxes;
 mod mpegts;
+mod read_plan;
 pub mod render;
 pub mod source;
 

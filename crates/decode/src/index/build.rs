@@ -90,8 +90,12 @@ fn build_with(
             let counted = (track_id, frame_duration, entries, last_samples);
             (demuxer, Some(counted))
         }
-        None => (
+        None if is_mov => (
             Demuxer::open(Arc::clone(&source), known, fetch_cap, timeout)?,
+            None,
+        ),
+        None => (
+            Demuxer::open_to_index(Arc::clone(&source), fetch_cap, timeout)?,
             None,
         ),
     };

@@ -67,7 +67,7 @@ pub(super) unsafe fn frames(
     // SAFETY: per the contract.
     unsafe {
         match family {
-            "avi" => avi(source, stream, limits),
+            "avi" => avi(demuxer, stream, limits),
             "matroska" => matroska(demuxer, stream, limits),
             "mxf" => mxf(stream, limits),
             "mpegts" => mpegts(demuxer, source, stream),
@@ -82,7 +82,7 @@ pub(super) unsafe fn frames(
 /// frame's presentation time too when the codec does not reorder pictures (intra-only codecs, and
 /// long-GOP streams without B-frames: the stream's `video_delay` is 0), and each is read by range.
 /// A stream that reorders has its presentation times only in the packets: it is scanned.
-unsafe fn avi(source: &dyn ByteSource, stream: &Stream, limits: &Limits) -> Result<Frames> {
+unsafe fn avi(demuxer: &mut Demuxer, stream: &Stream, limits: &Limits) -> Result<Frames> {
     // SAFETY: per the caller's contract.
     let reorders = unsafe { (*(*stream.st).codecpar).video_delay } != 0;
     if !stream.intra_only && reorders {
@@ -112,7 +112,7 @@ unsafe fn avi(source: &dyn ByteSource, stream: &Stream, limits: &Limits) -> Resu
     };
     // The payload must follow a chunk header that states its size: check the first and last.
     for sample in [first, last] {
-        let header = source.read_at((sample.pos - 8) as u64, 8)?;
+        let header = demuxer.read_at((sample.pos - 8) as u64, 8)?;
         let size = header
             .get(4..8)
             .and_then(|b| <[u8; 4]>::try_from(b).ok())
