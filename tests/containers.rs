@@ -34,21 +34,6 @@ const MOVIES: &[(&str, &str)] = &[
     ("large_h264_fragmented.mp4", "segment_h264.mkv"),
 ];
 
-/// Bytes from the keyframe a decode of segment frame `m` (1-based) starts at through its packet,
-/// and the frame's own packet size.
-fn gop_span_and_sample(segment: &[oracle::PacketInfo], m: u64) -> (u64, u64) {
-    let mut shown: Vec<usize> = (0..segment.len()).collect();
-    shown.sort_by_key(|&i| (segment[i].pts, i));
-    let target = shown[(m - 1) as usize];
-    let pts = segment[target].pts;
-    let key = segment[..=target]
-        .iter()
-        .rposition(|p| p.keyframe && p.pts <= pts)
-        .unwrap();
-    let span = segment[key..=target].iter().map(|p| p.size).sum();
-    (span, segment[target].size)
-}
-
 #[test]
 fn every_container_at_real_size_reads_within_its_bounds_over_http() {
     let large = fixtures::large_dir();
@@ -111,7 +96,7 @@ fn every_container_at_real_size_reads_within_its_bounds_over_http() {
         let segment = oracle::packets(&segment_path);
         let per_copy = segment.len() as u64;
         let deepest = (1..=per_copy)
-            .max_by_key(|&m| gop_span_and_sample(&segment, m).0)
+            .max_by_key(|&m| oracle::gop_span_and_sample(&segment, m).0)
             .unwrap();
         let middle = (count / 2 / per_copy) * per_copy + deepest;
         let frames = if fragmented {
@@ -125,7 +110,7 @@ fn every_container_at_real_size_reads_within_its_bounds_over_http() {
             let (status, frame, body) = get(format!("{prefix}{movie}/frame/{n}.rgba"));
             assert_eq!((status.as_u16(), frame), (200, n.to_string()), "{movie}");
             let (requests, bytes) = nginx.gets_of(&uri);
-            let (span, sample) = gop_span_and_sample(&segment, m);
+            let (span, sample) = oracle::gop_span_and_sample(&segment, m);
             let bound = if metadata["Codec"] == "mjpeg" {
                 sample * 5 / 4 + 64 * 1024
             } else {

@@ -172,6 +172,89 @@ fn walking_frames_deep_in_a_gop_continues_a_kept_demuxer_in_every_container() {
     }
 }
 
+/// 1080p noise makes P pictures of ~500 KB: the decoder's delay (3 packets with B-frames and two
+/// frame threads) is more than the 1 MiB a cold frame may read past its GOP span (SPEC §4). In a
+/// movie large enough to be indexed by its Cues (ten copies of a 48-frame segment, 260 MB), the
+/// first frame of a walk stays within that bound, flushed and not kept; the next, a step of the
+/// walk, reads on as far as keeping its decoder needs — its GOP span is in the range cache, so it
+/// stays within its own bound too — and the walk goes on warm.
+#[test]
+fn a_1080p_walk_keeps_its_cold_frames_within_their_bound_and_then_goes_warm() {
+    const COPIES: u64 = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let segment = dir.path().join("segment.mkv");
+    ff(&format!(
+        "-f lavfi -i testsrc2=size=1920x1080:rate=25,noise=alls=10:allf=t -frames:v 48 {X264} \
+         -crf 21 {}",
+        segment.to_str().unwrap()
+    ));
+    let list = dir.path().join("copies.txt");
+    let line = format!("file '{}'\n", segment.to_str().unwrap());
+    std::fs::write(&list, line.repeat(COPIES as usize)).unwrap();
+    let movie = dir.path().join("noisy_1080p.mkv");
+    ff(&format!(
+        "-f concat -safe 0 -i {} -map 0:v -c copy {}",
+        list.to_str().unwrap(),
+        movie.to_str().unwrap()
+    ));
+    let packets = oracle::packets(&segment);
+    let per_copy = packets.len() as u64;
+    let largest = packets.iter().filter(|p| !p.keyframe).map(|p| p.size).max();
+    assert!(largest > Some(300 << 10), "P pictures of {largest:?} bytes");
+    let nginx = Nginx::serve(dir.path());
+    let server = Server::start(
+        &[
+            "--mirror",
+            &nginx_mirror(&nginx),
+            "--cache-dir",
+            "",
+            "--allow-raw-output",
+        ],
+        &[],
+    );
+    let prefix = nginx_prefix(&nginx);
+    let (c, rt) = (client(), runtime());
+    let (status, _, body) = get(&rt, &c, &server, &format!("{prefix}noisy_1080p.mkv"));
+    assert_eq!(status, 200);
+    let metadata: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(metadata["NumFrames"], per_copy * COPIES);
+    assert_eq!(
+        metadata["FrameNumbers"], "constant-rate",
+        "indexed by its Cues"
+    );
+    let in_segment: Vec<u64> = (30..=35).collect();
+    let expected = oracle::frames(&segment, &in_segment);
+    let before = decodes(&server);
+    for (i, (m, expected)) in in_segment.iter().zip(&expected).enumerate() {
+        let frame = 5 * per_copy + m;
+        nginx.clear_access_log();
+        let path = format!("{prefix}noisy_1080p.mkv/frame/{frame}.rgba");
+        let (status, number, body) = get(&rt, &c, &server, &path);
+        assert_eq!((status, number), (200, frame.to_string()));
+        assert!(
+            rgb(&body) == expected.data,
+            "frame {frame} differs from the CLI's"
+        );
+        let (_, bytes) = nginx.gets_of("/noisy_1080p.mkv");
+        let (span, _) = oracle::gop_span_and_sample(&packets, *m);
+        let bound = span + (1 << 20);
+        eprintln!("frame {frame}: {bytes} origin bytes (GOP span {span}, bound {bound})");
+        if i < 2 {
+            assert!(
+                bytes <= bound,
+                "frame {frame}: {bytes} bytes (bound {bound})"
+            );
+        }
+    }
+    let after = decodes(&server);
+    let [cold, continued, kept] = [0, 1, 2].map(|i| after[i] - before[i]);
+    assert_eq!(
+        (cold, continued + kept),
+        (2, in_segment.len() as u64 - 2),
+        "cold {cold}, continued {continued}, kept {kept}"
+    );
+}
+
 /// GETs `path`: the status, `X-Lazycache-Frame` and the body.
 fn get(
     rt: &tokio::runtime::Runtime,

@@ -197,3 +197,18 @@ pub fn packets(path: &Path) -> Vec<PacketInfo> {
         })
         .collect()
 }
+
+/// Bytes from the keyframe a decode of frame `m` (1-based, presentation order) of `packets`
+/// (decode order) starts at through its packet, and the frame's own packet size.
+pub fn gop_span_and_sample(packets: &[PacketInfo], m: u64) -> (u64, u64) {
+    let mut shown: Vec<usize> = (0..packets.len()).collect();
+    shown.sort_by_key(|&i| (packets[i].pts, i));
+    let target = shown[(m - 1) as usize];
+    let pts = packets[target].pts;
+    let key = packets[..=target]
+        .iter()
+        .rposition(|p| p.keyframe && p.pts <= pts)
+        .expect("a keyframe at or before the frame");
+    let span = packets[key..=target].iter().map(|p| p.size).sum();
+    (span, packets[target].size)
+}

@@ -6,6 +6,7 @@ mod direct;
 pub(crate) mod keyframe_scan;
 mod timeline;
 mod ts_seek;
+mod walks;
 mod warm;
 mod warm_demux;
 pub(crate) mod warm_pool;

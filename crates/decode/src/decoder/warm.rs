@@ -61,6 +61,7 @@ pub(super) fn through_pool(
         if let Feed::Demux(demux) = &mut state.feed {
             demux.tidy();
         }
+        state.cold = false;
         checkout.give_back(state);
     }
     Ok(found.map(|frame| (frame, path)))
@@ -81,6 +82,7 @@ pub(super) fn fresh_state(
         catcher,
         feed,
         reusable: true,
+        cold: true,
         decoder_bytes: state_bytes(
             &index.codec.codec,
             picture_bytes(index),

@@ -12,7 +12,7 @@ use ffmpeg_next::{ffi, frame};
 use super::demuxed::open_stream;
 use super::timeline::{self, Positioned, Start};
 use super::warm::{fresh_state, through_pool};
-use super::warm_pool::{Feed, Reach, Shown, Want, WarmState};
+use super::warm_pool::{Feed, Reach, Shown, Want, WarmPool, WarmState};
 use super::{Attempt, DecodePath, WarmMovie, check_deadline, keyframe_before, packet_for};
 use crate::avio::Demuxer;
 use crate::error::{Error, Result};
@@ -30,13 +30,15 @@ use crate::source::ByteSource;
 /// keyframe nearer the target would more and more often make seeking the cheaper way.
 pub(super) const UNLISTED_AHEAD: u64 = 16;
 
-/// Bytes a warm decode may fetch past the end of its target's packet while the decoder still
+/// Bytes a cold decode may fetch past the end of its target's packet while the decoder still
 /// holds the target back. What it reads there is counted in packets — the decoder's delay
 /// (`FrameCatcher::delay`: reordering plus frame threads), and never a keyframe, where the
 /// decoder is flushed instead —; this cap on top keeps a cold frame within its GOP span plus
-/// SPEC §4's 1 MiB when those few pictures are huge (a flush then, and the state is not kept).
-/// 512 KiB holds the delay of three noisy 720p H.264 P pictures (~110 KB each). Larger pictures
-/// raise it to the delay plus one of the largest non-key picture fed (see [`lookahead_bytes`]).
+/// SPEC §4's 1 MiB (with the origin's read-ahead, which it overlaps, and block alignment) when
+/// those few pictures are large: a flush then, the state is not kept, and the frame is noted as
+/// cut short (`walks.rs`). 512 KiB holds the delay of three noisy 720p H.264 P pictures (~110 KB
+/// each). A continued decode, or a walk's next step after a frame cut short, may read as far as
+/// the decoder's delay needs (see [`lookahead_bytes`]).
 const LOOKAHEAD_BYTES: u64 = 512 * 1024;
 /// The most a decode fetches past its target however large its pictures.
 const MAX_LOOKAHEAD_BYTES: u64 = 16 << 20;
@@ -170,9 +172,44 @@ pub(super) fn timeline_frame(
         pts: target,
         tolerance,
     };
+    let walk = Walk::of(&warm, index, target);
     through_pool(warm.pool, want, deadline, cold, |state| {
-        advance(state, &goal, limits, deadline)
+        advance(state, &goal, limits, deadline, &walk)
     })
+}
+
+/// A frame's place in a walk: a cold decode of it may read past its target as far as keeping
+/// its decoder needs when it follows a frame whose cold decode was cut short by the byte bound
+/// (`walks.rs`), and is noted as cut short itself otherwise.
+struct Walk<'a> {
+    pool: &'a WarmPool,
+    movie: u64,
+    target_pts: i64,
+    follows_cut_short: bool,
+}
+
+impl<'a> Walk<'a> {
+    fn of(warm: &WarmMovie<'a>, index: &MovieIndex, target_pts: i64) -> Self {
+        let within = frames_in_pts(index, UNLISTED_AHEAD);
+        Self {
+            pool: warm.pool,
+            movie: warm.movie,
+            target_pts,
+            follows_cut_short: warm.pool.walks.follows(warm.movie, target_pts, within),
+        }
+    }
+}
+
+/// `frames` frame durations in the stream's time base, from its frame rate (0 without one).
+fn frames_in_pts(index: &MovieIndex, frames: u64) -> i64 {
+    let (tb_num, tb_den) = index.time_base;
+    let (rate_num, rate_den) = index.frame_rate;
+    if tb_num <= 0 || rate_num <= 0 {
+        return 0;
+    }
+    let pts = i128::from(frames) * i128::from(tb_den) * i128::from(rate_den)
+        / (i128::from(tb_num) * i128::from(rate_num));
+    i64::try_from(pts).unwrap_or(i64::MAX)
 }
 
 /// Frame `attempt.target` of a sample-indexed movie read through the demuxer (small files of
@@ -227,8 +264,9 @@ pub(super) fn sample_frame(
         target,
         target_pts,
     };
+    let walk = Walk::of(&warm, index, target_pts);
     through_pool(warm.pool, want, deadline, cold, |state| {
-        advance(state, &goal, limits, deadline)
+        advance(state, &goal, limits, deadline, &walk)
     })
 }
 
@@ -242,13 +280,18 @@ fn advance(
     target: &Target<'_>,
     limits: &Limits,
     deadline: Instant,
+    walk: &Walk<'_>,
 ) -> Result<Option<frame::Video>> {
     let WarmState {
         catcher,
         feed,
         reusable,
+        cold,
         ..
     } = state;
+    // A cold frame reads at most its GOP span plus 1 MiB (SPEC §4), unless it is a walk's next
+    // step after a frame cut short by that bound.
+    let bounded = *cold && !walk.follows_cut_short;
     let Feed::Demux(demux) = feed else {
         return Err(Error::Decode("a warm state fed by another path".into()));
     };
@@ -257,7 +300,7 @@ fn advance(
     let (mut skipped, mut fed) = (0usize, 0usize);
     // The largest picture fed that is not a keyframe (what the lookahead packets are).
     let mut largest_picture = 0usize;
-    // Packets fed after the target's (`Some` once the target's is in).
+    // Packets shown after the target fed since the target's (`Some` once the target's is in).
     let mut after_target: Option<usize> = None;
     let mut packet = ffmpeg_next::Packet::empty();
     while catcher.found.is_none() {
@@ -283,6 +326,9 @@ fn advance(
             // The end of the bytes this decode may read past its target (a packet read now may
             // be cut short: not fed), or of the movie: what the decoder still holds back needs
             // no later packet, so flush; the flushed decoder is not kept.
+            if bounded && demux.demuxer.stopped() {
+                walk.pool.walks.cut_short(walk.movie, walk.target_pts);
+            }
             *reusable = false;
             catcher.finish()?;
             break;
@@ -291,7 +337,10 @@ fn advance(
         if packet.stream() as i32 != demux.stream_index {
             continue;
         }
-        let (own, is_target) = match *target {
+        // Whether the packet's picture is shown after the target's: only those count toward the
+        // decoder's delay (a P target is followed in decode order by the B pictures shown
+        // before it, which must come out first).
+        let (own, is_target, shown_after) = match *target {
             Target::Sample {
                 samples, target, ..
             } => {
@@ -330,7 +379,8 @@ fn advance(
                 }
                 let mut own = packet_for(expected, packet.data().unwrap_or(&[]));
                 own.set_position(packet.position());
-                (Some(own), next == target)
+                let shown_after = expected.pts > target_pts;
+                (Some(own), next == target, shown_after)
             }
             Target::Time { pts, tolerance } => {
                 let packet_pts = packet.pts().or(packet.dts());
@@ -364,7 +414,8 @@ fn advance(
                 }
                 let is_target =
                     packet_pts.is_some_and(|p| p.abs_diff(pts) <= tolerance.unsigned_abs());
-                (None, is_target)
+                let shown_after = packet_pts.is_some_and(|p| p > pts.saturating_add(tolerance));
+                (None, is_target, shown_after)
             }
         };
         fed += 1;
@@ -378,22 +429,27 @@ fn advance(
         if !packet.is_key() {
             largest_picture = largest_picture.max(packet.size());
         }
-        if let Some(after) = &mut after_target {
+        if let Some(after) = after_target.as_mut().filter(|_| shown_after) {
             *after += 1;
         }
         if is_target {
             after_target = Some(0);
-            let lookahead = lookahead_bytes(catcher.delay(), largest_picture);
+            let lookahead = if bounded {
+                LOOKAHEAD_BYTES
+            } else {
+                lookahead_bytes(catcher.delay(), largest_picture)
+            };
             stop_after(&mut demux.demuxer, &packet, lookahead);
         }
     }
     Ok(catcher.found.take())
 }
 
-/// Bytes a decode may fetch past its target: [`LOOKAHEAD_BYTES`], or room for the decoder's
-/// `delay` pictures (plus one, for the container around them) as large as the largest non-key
-/// picture fed, when that is more — 1080p noise makes 500 KB P pictures, whose three-picture
-/// delay would otherwise flush every decode and keep none. At most [`MAX_LOOKAHEAD_BYTES`].
+/// Bytes a decode that is not bounded as a cold frame may fetch past its target:
+/// [`LOOKAHEAD_BYTES`], or room for the decoder's `delay` pictures (plus one, for the container
+/// around them) as large as the largest non-key picture fed, when that is more — 1080p noise
+/// makes 500 KB P pictures, whose three-picture delay would otherwise flush every decode and
+/// keep none. At most [`MAX_LOOKAHEAD_BYTES`].
 /// The packets fed past the target stay counted by the delay, and never include a keyframe.
 fn lookahead_bytes(delay: usize, largest_picture: usize) -> u64 {
     let pictures = u64::try_from(delay).unwrap_or(u64::MAX).saturating_add(1);

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use ffmpeg_next::{ffi, frame};
 
 use super::FrameCatcher;
+use super::walks::Walks;
 use super::warm_demux::DemuxFeed;
 use crate::error::{Error, Result};
 
@@ -49,6 +50,9 @@ pub(crate) struct WarmState {
     pub(crate) reusable: bool,
     /// Estimated bytes of the decoder itself (see [`state_bytes`]); the feed's are added.
     pub(crate) decoder_bytes: u64,
+    /// Started by the request decoding with it (no kept state could continue): what it reads
+    /// past its target is bounded as a cold frame's (see `warm_demux::advance`).
+    pub(crate) cold: bool,
 }
 
 /// Where a kept decoder's next packets come from.
@@ -264,6 +268,8 @@ pub struct WarmPool {
     entries: Mutex<Entries>,
     returned: Condvar,
     settings: WarmSettings,
+    /// Cold decodes cut short by the byte bound, which a walk's next frame may read past.
+    pub(crate) walks: Walks,
 }
 
 /// The outcome of asking the pool for a frame.
@@ -288,6 +294,7 @@ impl WarmPool {
             entries: Mutex::new(Entries::default()),
             returned: Condvar::new(),
             settings,
+            walks: Walks::default(),
         }
     }
 
