@@ -11,7 +11,7 @@ mod support;
 
 use lazycache_testkit::nginx::Nginx;
 use lazycache_testkit::{fixtures, oracle};
-use support::{Server, client, header, nginx_mirror, nginx_prefix, runtime};
+use support::{client, header, nginx_prefix, over_nginx, runtime};
 
 const MIB: u64 = 1 << 20;
 /// Fragmented MP4 metadata, from its `mfra`: the head, the tail (`mfro`, `mfra`), the last
@@ -38,16 +38,7 @@ const MOVIES: &[(&str, &str)] = &[
 fn every_container_at_real_size_reads_within_its_bounds_over_http() {
     let large = fixtures::large_dir();
     let nginx = Nginx::serve(&large);
-    let server = Server::start(
-        &[
-            "--mirror",
-            &nginx_mirror(&nginx),
-            "--cache-dir",
-            "",
-            "--allow-raw-output",
-        ],
-        &[],
-    );
+    let server = over_nginx(&nginx, &[]);
     let prefix = nginx_prefix(&nginx);
     let rt = runtime();
     let c = client();

@@ -7,7 +7,9 @@ mod support;
 
 use lazycache_testkit::nginx::Nginx;
 use lazycache_testkit::oracle;
-use support::{Server, client, fixtures_dir, header, metric, nginx_mirror, nginx_prefix, runtime};
+use support::{
+    Server, client, fixtures_dir, header, metric, nginx_mirror, nginx_prefix, over_nginx, runtime,
+};
 
 /// 60-frame GOPs with B-frames: keyframes are frames 1, 61, 121, …
 const H264: &str = "h264_longgop_faststart.mp4";
@@ -58,18 +60,7 @@ fn walking_frames_deep_in_a_gop_continues_one_decoder_and_stays_exact() {
     let oracle = oracle::frames(&fixtures_dir().join(H264), &frames);
     let mut decodes = Vec::new();
     for state_memory in ["256MiB", "0"] {
-        let server = Server::start(
-            &[
-                "--mirror",
-                &nginx_mirror(&nginx),
-                "--cache-dir",
-                "",
-                "--allow-raw-output",
-                "--decoder-state-memory",
-                state_memory,
-            ],
-            &[],
-        );
+        let server = over_nginx(&nginx, &["--decoder-state-memory", state_memory]);
         let walked = walk(&server, &nginx, &frames);
         for ((pixels, _), expected) in walked.iter().zip(&oracle) {
             assert_eq!(

@@ -15,7 +15,7 @@ use std::process::Command;
 
 use lazycache_testkit::nginx::Nginx;
 use lazycache_testkit::oracle;
-use support::{Server, client, header, metric, nginx_mirror, nginx_prefix, runtime};
+use support::{Server, client, header, metric, nginx_mirror, nginx_prefix, over_nginx, runtime};
 
 /// Frames walked: deep in the first GOP (keyframes are frames 1 and 251).
 const WALK: std::ops::RangeInclusive<u64> = 201..=212;
@@ -120,18 +120,7 @@ fn walking_frames_deep_in_a_gop_continues_a_kept_demuxer_in_every_container() {
     let dir = tempfile::tempdir().unwrap();
     make_fixtures(dir.path());
     let nginx = Nginx::serve(dir.path());
-    let server = Server::start(
-        &[
-            "--mirror",
-            &nginx_mirror(&nginx),
-            "--cache-dir",
-            "",
-            "--allow-raw-output",
-            "--decoder-state-memory",
-            "256MiB",
-        ],
-        &[],
-    );
+    let server = over_nginx(&nginx, &["--decoder-state-memory", "256MiB"]);
     let prefix = nginx_prefix(&nginx);
     let c = client();
     let rt = runtime();
@@ -202,16 +191,7 @@ fn a_1080p_walk_keeps_its_cold_frames_within_their_bound_and_then_goes_warm() {
     let largest = packets.iter().filter(|p| !p.keyframe).map(|p| p.size).max();
     assert!(largest > Some(300 << 10), "P pictures of {largest:?} bytes");
     let nginx = Nginx::serve(dir.path());
-    let server = Server::start(
-        &[
-            "--mirror",
-            &nginx_mirror(&nginx),
-            "--cache-dir",
-            "",
-            "--allow-raw-output",
-        ],
-        &[],
-    );
+    let server = over_nginx(&nginx, &[]);
     let prefix = nginx_prefix(&nginx);
     let (c, rt) = (client(), runtime());
     let (status, _, body) = get(&rt, &c, &server, &format!("{prefix}noisy_1080p.mkv"));
@@ -275,16 +255,7 @@ fn keyframe_mode_answers_the_keyframe_at_or_before_in_every_container() {
     let dir = tempfile::tempdir().unwrap();
     make_fixtures(dir.path());
     let nginx = Nginx::serve(dir.path());
-    let server = Server::start(
-        &[
-            "--mirror",
-            &nginx_mirror(&nginx),
-            "--cache-dir",
-            "",
-            "--allow-raw-output",
-        ],
-        &[],
-    );
+    let server = over_nginx(&nginx, &[]);
     let prefix = nginx_prefix(&nginx);
     let c = client();
     let rt = runtime();

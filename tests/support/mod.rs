@@ -175,6 +175,15 @@ pub fn nginx_mirror(nginx: &lazycache_testkit::nginx::Nginx) -> String {
     format!("{}/", nginx.url)
 }
 
+/// A server over an nginx origin with the memory tier only and raw output allowed (what the
+/// exactness and byte-count tests need), plus `extra` flags.
+pub fn over_nginx(nginx: &lazycache_testkit::nginx::Nginx, extra: &[&str]) -> Server {
+    let mirror = nginx_mirror(nginx);
+    let mut args = vec!["--mirror", &mirror, "--cache-dir", "", "--allow-raw-output"];
+    args.extend_from_slice(extra);
+    Server::start(&args, &[])
+}
+
 /// The go-lazycache prefix of an nginx origin on loopback.
 pub fn nginx_prefix(nginx: &lazycache_testkit::nginx::Nginx) -> String {
     format!("/v1/127.0.0.1:{}/", nginx.addr.port())
