@@ -163,10 +163,7 @@ impl IoState {
             return self.read(buf);
         }
         if self.fetched + want as u64 > self.fetch_cap {
-            return Err(Error::IndexTooLarge(format!(
-                "reading it needs more than {} bytes (the configured cap)",
-                self.fetch_cap
-            )));
+            return Err(self.over_cap());
         }
         // Past a warm decode's target (a stop is set), bytes are lookahead: fetched exactly.
         let bytes = if self.stop_at == u64::MAX {
@@ -197,10 +194,7 @@ impl IoState {
         let before = usize::try_from(self.pos - start).unwrap_or(usize::MAX);
         let len = want.saturating_add(before);
         if self.fetched + len as u64 > self.fetch_cap {
-            return Err(Error::IndexTooLarge(format!(
-                "reading it needs more than {} bytes (the configured cap)",
-                self.fetch_cap
-            )));
+            return Err(self.over_cap());
         }
         let bytes = self.source.read_at(start, len)?;
         let got = bytes.len().min(len);
@@ -212,6 +206,13 @@ impl IoState {
         self.recent
             .push(start, bytes.slice(..got), self.next_read, self.plan.keep);
         self.read(buf)
+    }
+
+    fn over_cap(&self) -> Error {
+        Error::IndexTooLarge(format!(
+            "reading it needs more than {} bytes (the configured cap)",
+            self.fetch_cap
+        ))
     }
 
     fn truncated(&self) -> Error {

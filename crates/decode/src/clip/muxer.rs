@@ -94,11 +94,7 @@ impl<'a> Muxer<'a> {
         let sink = Box::new(Sink { out, error: None });
         let (num, den) = index.time_base;
         let (rate_num, rate_den) = index.frame_rate;
-        let frame_duration = if rate_num > 0 && rate_den > 0 && num > 0 {
-            (i64::from(rate_den) * i64::from(den)) / (i64::from(rate_num) * i64::from(num))
-        } else {
-            1
-        };
+        let frame_duration = index.frames_in_time_base(1).unwrap_or(1);
         // SAFETY: FFmpeg allocations owned by the Muxer (freed in Drop); the AVIO context's
         // opaque is the boxed Sink, which outlives it.
         unsafe {

@@ -190,7 +190,7 @@ struct Walk<'a> {
 
 impl<'a> Walk<'a> {
     fn of(warm: &WarmMovie<'a>, index: &MovieIndex, target_pts: i64) -> Self {
-        let within = frames_in_pts(index, UNLISTED_AHEAD);
+        let within = index.frames_in_time_base(UNLISTED_AHEAD).unwrap_or(0);
         Self {
             pool: warm.pool,
             movie: warm.movie,
@@ -198,18 +198,6 @@ impl<'a> Walk<'a> {
             follows_cut_short: warm.pool.walks.follows(warm.movie, target_pts, within),
         }
     }
-}
-
-/// `frames` frame durations in the stream's time base, from its frame rate (0 without one).
-fn frames_in_pts(index: &MovieIndex, frames: u64) -> i64 {
-    let (tb_num, tb_den) = index.time_base;
-    let (rate_num, rate_den) = index.frame_rate;
-    if tb_num <= 0 || rate_num <= 0 {
-        return 0;
-    }
-    let pts = i128::from(frames) * i128::from(tb_den) * i128::from(rate_den)
-        / (i128::from(tb_num) * i128::from(rate_num));
-    i64::try_from(pts).unwrap_or(i64::MAX)
 }
 
 /// Frame `attempt.target` of a sample-indexed movie read through the demuxer (small files of

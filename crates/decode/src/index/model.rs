@@ -138,6 +138,19 @@ pub struct MovieIndex {
 }
 
 impl MovieIndex {
+    /// How long `frames` frames last in the stream's time base, from its frame rate (rounded
+    /// down); `None` without a frame rate or time base.
+    pub fn frames_in_time_base(&self, frames: u64) -> Option<i64> {
+        let (tb_num, tb_den) = self.time_base;
+        let (rate_num, rate_den) = self.frame_rate;
+        if tb_num <= 0 || tb_den <= 0 || rate_num <= 0 || rate_den <= 0 {
+            return None;
+        }
+        let span = i128::from(frames) * i128::from(tb_den) * i128::from(rate_den)
+            / (i128::from(tb_num) * i128::from(rate_num));
+        Some(i64::try_from(span).unwrap_or(i64::MAX))
+    }
+
     /// Compact binary form for caches: version-prefixed postcard.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         postcard::to_allocvec(self).map_err(|e| Error::BadIndex(e.to_string()))
