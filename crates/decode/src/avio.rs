@@ -77,7 +77,7 @@ pub(crate) struct IoState {
     next_read: usize,
     plan: ReadPlan,
     /// The last reads, which answer FFmpeg's reads of the same bytes (only with a plan that
-    /// keeps them: an index's, whose demuxer has no known bytes, zero ranges, gate or stop).
+    /// keeps them: an index's). Known bytes and zero ranges still answer first.
     recent: RecentReads,
     /// Fetches stop at this byte (reads there answer end of file): a warm decode's lookahead
     /// past its target's packet (see `decoder/warm_demux.rs`). `u64::MAX`: no stop.
@@ -134,20 +134,16 @@ impl IoState {
             self.recent.continuing(self.pos)
         };
         self.next_read = continued.map_or(self.plan.first, |last| self.plan.after(last));
-        let mut want = self.next_read.min(max);
-        if self.plan.keep > 0 {
+        let mut want = if self.plan.keep > 0 {
             // Beyond what FFmpeg asked for, at most half of what is left of the cap: reading
             // ahead never spends the budget that later reads (an index at the end) need.
             let spare = usize::try_from(self.fetch_cap.saturating_sub(self.fetched) / 2)
                 .unwrap_or(usize::MAX);
             let to_end = usize::try_from(remaining).unwrap_or(usize::MAX);
-            let want = self.next_read.min(max.max(spare)).min(to_end);
-            let start = match continued {
-                Some(_) => self.pos,
-                None => self.plan.start_of(self.pos, end),
-            };
-            return self.fetch_kept(start, want, buf);
-        }
+            self.next_read.min(max.max(spare)).min(to_end)
+        } else {
+            self.next_read.min(max)
+        };
         if let Some(next_zero) = self.next_zero_start(self.pos) {
             want = want.min((next_zero - self.pos) as usize);
         }
@@ -162,15 +158,17 @@ impl IoState {
         if self.check_fragments(self.pos + want as u64)? {
             return self.read(buf);
         }
+        if self.plan.keep > 0 {
+            let start = match continued {
+                Some(_) => self.pos,
+                None => self.plan.start_of(self.pos, end),
+            };
+            return self.fetch_kept(start, want, buf);
+        }
         if self.fetched + want as u64 > self.fetch_cap {
             return Err(self.over_cap());
         }
-        // Past a warm decode's target (a stop is set), bytes are lookahead: fetched exactly.
-        let bytes = if self.stop_at == u64::MAX {
-            self.source.read_at(self.pos, want)?
-        } else {
-            self.source.read_lookahead_at(self.pos, want)?
-        };
+        let bytes = self.fetch(self.pos, want)?;
         let got = bytes.len().min(want);
         if got == 0 {
             return Err(self.truncated());
@@ -196,7 +194,7 @@ impl IoState {
         if self.fetched + len as u64 > self.fetch_cap {
             return Err(self.over_cap());
         }
-        let bytes = self.source.read_at(start, len)?;
+        let bytes = self.fetch(start, len)?;
         let got = bytes.len().min(len);
         if got <= before {
             return Err(self.truncated());
@@ -206,6 +204,17 @@ impl IoState {
         self.recent
             .push(start, bytes.slice(..got), self.next_read, self.plan.keep);
         self.read(buf)
+    }
+
+    /// `len` bytes at `start` from the source. Past a warm decode's target (a stop is set),
+    /// bytes are lookahead: fetched exactly, without the origin's read-ahead.
+    fn fetch(&self, start: u64, len: usize) -> std::result::Result<Bytes, Error> {
+        let bytes = if self.stop_at == u64::MAX {
+            self.source.read_at(start, len)?
+        } else {
+            self.source.read_lookahead_at(start, len)?
+        };
+        Ok(bytes)
     }
 
     fn over_cap(&self) -> Error {
